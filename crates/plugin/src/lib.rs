@@ -1,0 +1,5 @@
+//! The Memory Plugin v1 server: a [`store::Store`] trait with Postgres and
+//! SQLite implementations, and the axum HTTP layer that serves the contract
+//! on top of any store.
+
+pub mod store;

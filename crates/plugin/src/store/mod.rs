@@ -1,0 +1,143 @@
+//! Storage behind the HTTP layer.
+//!
+//! The HTTP layer decodes and validates requests with `memory-contract`, then
+//! calls one [`Store`] method. Every backend keeps the same semantics, checked
+//! by one shared suite of storage tests (`tests/storage_*.rs`).
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use memory_contract::{
+    BatchWrite, ListResponse, Memory, MemoryKind, MemoryWrite, Namespace, NamespacePatch,
+    NamespaceUpsert, WriteAck,
+};
+use uuid::Uuid;
+
+/// What a store failed at. The HTTP layer maps each variant to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// 404: the namespace or memory does not exist (or has expired).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the id already lives in another namespace.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400: the request is well formed but this store cannot serve it
+    /// (embedding of the wrong dimension, semantic search without support).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 503: the database cannot be reached.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// 500: anything else; the message is logged, not sent to clients.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a backend can do, fixed when it is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFeatures {
+    /// Semantic search works (pgvector present, or in-process cosine).
+    pub embedding: bool,
+    /// Dimension every embedding must have.
+    pub embedding_dim: usize,
+    /// Backend name for logs and metrics (`postgres`, `sqlite`).
+    pub backend: &'static str,
+}
+
+/// A validated search, as the store receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// Exact namespace names (no prefix matching), deduplicated.
+    pub namespaces: Vec<String>,
+    /// Trimmed query text; `None` when absent or blank.
+    pub query: Option<String>,
+    /// Empty means every kind.
+    pub kinds: Vec<MemoryKind>,
+    /// 1..=100.
+    pub limit: u32,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Connection-pool figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub memories: u64,
+    pub namespaces: u64,
+}
+
+/// Storage of namespaces and memories with the semantics of DESIGN section 3.
+///
+/// Rules every implementation keeps:
+/// - expired namespaces and memories behave as absent everywhere (never
+///   returned, a write to an expired namespace is `NotFound`);
+/// - a write carrying an id upserts on that id; an id that lives in another
+///   namespace is `Conflict` and nothing changes;
+/// - search matches namespace names exactly.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Fixed capabilities of this backend.
+    fn features(&self) -> StoreFeatures;
+
+    /// Cheap round trip to the database, for health checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates the namespace or replaces its kind, expiry and metadata.
+    async fn upsert_namespace(&self, name: &str, req: &NamespaceUpsert) -> StoreResult<Namespace>;
+
+    /// The namespace, or `None` when it is absent or expired.
+    async fn get_namespace(&self, name: &str) -> StoreResult<Option<Namespace>>;
+
+    /// Changes the fields present in `patch`; `NotFound` when absent.
+    async fn patch_namespace(&self, name: &str, patch: &NamespacePatch) -> StoreResult<Namespace>;
+
+    /// Deletes the namespace and its memories; `NotFound` when absent.
+    async fn delete_namespace(&self, name: &str) -> StoreResult<()>;
+
+    /// Writes one memory into `namespace`.
+    async fn write_memory(&self, namespace: &str, write: &MemoryWrite) -> StoreResult<WriteAck>;
+
+    /// Writes many memories; one result per item, in input order. One bad
+    /// item does not sink the others. Items are already validated.
+    async fn write_batch(&self, writes: &[BatchWrite]) -> StoreResult<Vec<StoreResult<WriteAck>>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(self.write_memory(&w.namespace, &w.write).await);
+        }
+        Ok(out)
+    }
+
+    /// Searches the given namespaces; see [`SearchQuery`].
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>>;
+
+    /// One page of a namespace's live memories ordered by id, after `after`.
+    /// `NotFound` when the namespace is absent or expired.
+    async fn list_memories(
+        &self,
+        namespace: &str,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse>;
+
+    /// Deletes memory `id` if it lives in `namespace`; `NotFound` otherwise.
+    async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()>;
+
+    /// Deletes memories and namespaces whose expiry is at or before `now`.
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> StoreResult<SweepReport>;
+
+    /// Pool figures for `/metrics`.
+    fn pool_stats(&self) -> PoolStats;
+}
