@@ -1,1 +1,24 @@
-//! placeholder
+//! `memory-backfill`: copies the legacy `agent_memories` table into any
+//! Memory Plugin v1 server, checks the result, and reports.
+//!
+//! Flow: [`cli`] turns arguments into a plan; [`config`] reads the two URLs;
+//! [`legacy`] streams rows in id order; [`resolver`] places workspaces in their
+//! tree; [`mapping`] turns rows into plugin writes or skips; [`apply`] sends
+//! them (batched where the plugin allows), keeping a resumable checkpoint in
+//! the plugin ([`checkpoint`]); [`dry_run`] and [`verify`] read both sides and
+//! compare; [`report`] holds what every mode prints.
+
+pub mod apply;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod dry_run;
+pub mod legacy;
+pub mod mapping;
+pub mod naive;
+pub mod plugin;
+pub mod progress;
+pub mod report;
+pub mod resolver;
+pub mod runner;
+pub mod verify;

@@ -2,4 +2,7 @@
 //! SQLite implementations, and the axum HTTP layer that serves the contract
 //! on top of any store.
 
+pub mod config;
+pub mod http;
+pub mod server;
 pub mod store;

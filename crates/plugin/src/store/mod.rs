@@ -141,3 +141,82 @@ pub trait Store: Send + Sync + 'static {
     /// Pool figures for `/metrics`.
     fn pool_stats(&self) -> PoolStats;
 }
+
+/// Database used by [`open`] when no URL is given: a SQLite file in the
+/// working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:./memory-plugin.db";
+
+/// Options of [`open`], for whichever backend the URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Postgres schema holding the plugin's tables.
+    pub schema: String,
+    /// Dimension every embedding must have.
+    pub embedding_dim: usize,
+    /// Apply migrations at start (Postgres; SQLite always creates its schema).
+    pub migrate: bool,
+    /// Largest number of pooled connections (Postgres).
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        let pg = postgres::PgOptions::default();
+        OpenOptions {
+            schema: pg.schema,
+            embedding_dim: pg.embedding_dim,
+            migrate: pg.migrate,
+            max_connections: pg.max_connections,
+        }
+    }
+}
+
+/// Opens the store a database URL selects: `postgres://` or `postgresql://`
+/// -> [`postgres::PgStore`]; `sqlite:` or no URL -> [`sqlite::SqliteStore`]
+/// (at [`DEFAULT_DATABASE_URL`] when absent).
+///
+/// # Errors
+///
+/// `BadRequest` for an unsupported scheme, and whatever the backend's
+/// constructor answers (never with the URL's password in the text).
+pub async fn open(
+    database_url: Option<&str>,
+    opts: &OpenOptions,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    let url = database_url
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_DATABASE_URL);
+    let scheme = url
+        .split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    match scheme.as_str() {
+        "postgres" | "postgresql" => {
+            let store = postgres::PgStore::connect(
+                url,
+                postgres::PgOptions {
+                    schema: opts.schema.clone(),
+                    embedding_dim: opts.embedding_dim,
+                    migrate: opts.migrate,
+                    max_connections: opts.max_connections,
+                },
+            )
+            .await?;
+            Ok(std::sync::Arc::new(store))
+        }
+        "sqlite" => {
+            let store = sqlite::SqliteStore::open(
+                url,
+                sqlite::SqliteOptions {
+                    embedding_dim: opts.embedding_dim,
+                },
+            )
+            .await?;
+            Ok(std::sync::Arc::new(store))
+        }
+        _ => Err(StoreError::BadRequest(format!(
+            "unsupported database URL scheme {scheme:?}; use postgres://, postgresql:// or sqlite:"
+        ))),
+    }
+}

@@ -1,1 +1,1207 @@
-//! postgres backend (in progress)
+//! Postgres backend of [`Store`].
+//!
+//! The plugin owns one schema (default `memory_plugin`): it creates and
+//! migrates it at start (migrations embedded from `migrations/postgres`, under
+//! a `pg_advisory_lock` so concurrent starts are safe) and sets every pooled
+//! connection's `search_path` to it. Semantic search uses pgvector when the
+//! `vector` extension can be installed; otherwise the `embedding` column is
+//! never created and [`StoreFeatures::embedding`] is false.
+//!
+//! Writes, single or batched, go through one `INSERT ... SELECT FROM unnest(..)
+//! ON CONFLICT (id) DO UPDATE ... WHERE same namespace` statement, so a batch
+//! of a thousand items is one round trip.
+
+use super::{PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use memory_contract::{
+    BatchWrite, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch, NamespaceUpsert,
+    WriteAck,
+};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Executor, Row};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Versioned migrations, applied in order, each once, in its own transaction.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "namespaces and memories",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Adds `embedding vector({dim})`; applied at start whenever pgvector is
+/// available and the column is missing.
+const EMBEDDING_COLUMN_SQL: &str = include_str!("../../migrations/postgres/embedding.sql");
+
+/// HNSW index on `embedding`.
+const EMBEDDING_INDEX_SQL: &str = include_str!("../../migrations/postgres/embedding_index.sql");
+
+/// pgvector's largest dimension for an HNSW index on `vector`.
+const HNSW_MAX_DIM: usize = 2000;
+
+/// pgvector's largest dimension for a `vector` column.
+const VECTOR_MAX_DIM: usize = 16000;
+
+/// Columns of `memory_records` that make up a [`Memory`], in row order.
+const MEMORY_COLUMNS: &str =
+    "id, namespace, content, kind, source, expires_at, propagation, pin, created_at";
+
+/// A row or namespace is live when it has no expiry or expires in the future.
+const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
+
+/// Filter of every search mode: exact namespace names (`$1`), live rows in
+/// live namespaces, and the kinds in `$2` unless it is empty.
+const SEARCH_FILTER: &str = "namespace = ANY($1)
+    AND (expires_at IS NULL OR expires_at > now())
+    AND namespace IN (SELECT name FROM memory_namespaces
+                      WHERE name = ANY($1) AND (expires_at IS NULL OR expires_at > now()))
+    AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
+
+/// Options of [`PgStore::connect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Schema holding the plugin's tables; created if missing.
+    pub schema: String,
+    /// Dimension of every embedding (pgvector column type).
+    pub embedding_dim: usize,
+    /// Apply migrations at start. When false, the schema must already exist.
+    pub migrate: bool,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            schema: "memory_plugin".to_string(),
+            embedding_dim: 1536,
+            migrate: true,
+            max_connections: 10,
+        }
+    }
+}
+
+/// [`Store`] on a Postgres database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    embedding: bool,
+    embedding_dim: usize,
+    /// pgvector 0.8+: filtered HNSW scans continue until `LIMIT` rows match.
+    iterative_scan: bool,
+    max_connections: u32,
+}
+
+/// What start-up found out about pgvector.
+#[derive(Debug, Default)]
+struct VectorSupport {
+    /// `memory_records.embedding` exists with the configured dimension.
+    enabled: bool,
+    /// Schema holding the extension's types and operators, when installed.
+    extension_schema: Option<String>,
+    /// The installed pgvector has `hnsw.iterative_scan` (0.8.0 and later).
+    iterative_scan: bool,
+}
+
+impl PgStore {
+    /// Connects, migrates when `opts.migrate` is set, and detects pgvector.
+    ///
+    /// # Errors
+    ///
+    /// `BadRequest` for an invalid URL, schema name or dimension, or an
+    /// existing `embedding` column of another dimension; `Unavailable` when
+    /// the database cannot be reached; `Internal` when a migration fails.
+    /// No error text contains the URL's password.
+    pub async fn connect(url: &str, opts: PgOptions) -> StoreResult<PgStore> {
+        validate_schema_name(&opts.schema)?;
+        if opts.embedding_dim == 0 || opts.embedding_dim > VECTOR_MAX_DIM {
+            return Err(StoreError::BadRequest(format!(
+                "embedding dimension must be between 1 and {VECTOR_MAX_DIM}, got {}",
+                opts.embedding_dim
+            )));
+        }
+        if opts.max_connections == 0 {
+            return Err(StoreError::BadRequest(
+                "max_connections must be at least 1".to_string(),
+            ));
+        }
+        let password = url_password(url);
+        let scrub = |e: StoreError| scrub_error(e, password.as_deref());
+        let connect_opts = PgConnectOptions::from_str(url).map_err(|e| {
+            scrub(StoreError::BadRequest(format!(
+                "invalid Postgres database URL: {e}"
+            )))
+        })?;
+        let connect_opts = connect_opts.application_name("memory-plugin");
+
+        // Migrations and detection run on a dedicated connection: the
+        // advisory lock is session-level and must not leak into the pool.
+        let mut conn = PgConnection::connect_with(&connect_opts)
+            .await
+            .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
+        let setup = if opts.migrate {
+            migrate(&mut conn, &opts.schema, opts.embedding_dim).await
+        } else {
+            detect(&mut conn, &opts.schema, opts.embedding_dim).await
+        };
+        // Closing also releases the advisory lock if unlocking failed.
+        let _ = conn.close().await;
+        let vector = setup.map_err(scrub)?;
+
+        let search_path = format!(
+            "SET search_path TO {}",
+            search_path(&opts.schema, vector.extension_schema.as_deref())
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    conn.execute(search_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect_opts)
+            .await
+            .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
+
+        Ok(PgStore {
+            pool,
+            embedding: vector.enabled,
+            embedding_dim: opts.embedding_dim,
+            iterative_scan: vector.iterative_scan,
+            max_connections: opts.max_connections,
+        })
+    }
+
+    /// The connection pool, for callers that need raw access (tests, tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Refuses an embedding this store cannot take.
+    fn check_embedding(&self, embedding: &[f32]) -> StoreResult<()> {
+        if !self.embedding {
+            return Err(StoreError::BadRequest(
+                "semantic search and embeddings are not available on this database \
+                 (the pgvector extension is not installed)"
+                    .to_string(),
+            ));
+        }
+        if embedding.len() != self.embedding_dim {
+            return Err(StoreError::BadRequest(format!(
+                "embedding has {} dimensions; this store expects {}",
+                embedding.len(),
+                self.embedding_dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the prepared rows in one statement; returns the ids written.
+    async fn insert_rows(&self, rows: &[PreparedRow<'_>]) -> StoreResult<HashSet<Uuid>> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut namespaces = Vec::with_capacity(rows.len());
+        let mut contents = Vec::with_capacity(rows.len());
+        let mut kinds = Vec::with_capacity(rows.len());
+        let mut sources = Vec::with_capacity(rows.len());
+        let mut expires = Vec::with_capacity(rows.len());
+        let mut propagations = Vec::with_capacity(rows.len());
+        let mut pins = Vec::with_capacity(rows.len());
+        let mut created = Vec::with_capacity(rows.len());
+        let mut embeddings = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id);
+            namespaces.push(row.namespace);
+            contents.push(row.write.content.as_str());
+            kinds.push(row.write.kind.as_str());
+            sources.push(row.write.source.as_str());
+            expires.push(row.write.expires_at);
+            propagations.push(row.write.propagation.clone());
+            pins.push(row.write.pin.unwrap_or(false));
+            created.push(row.write.created_at);
+            if self.embedding {
+                embeddings.push(row.write.embedding.as_deref().map(vector_literal));
+            }
+        }
+        let sql = if self.embedding {
+            INSERT_WITH_EMBEDDING_SQL
+        } else {
+            INSERT_SQL
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&ids)
+            .bind(&namespaces)
+            .bind(&contents)
+            .bind(&kinds)
+            .bind(&sources)
+            .bind(&expires)
+            .bind(&propagations)
+            .bind(&pins)
+            .bind(&created);
+        if self.embedding {
+            query = query.bind(&embeddings);
+        }
+        let written =
+            query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| match foreign_key_violation(&e) {
+                    // A namespace deleted between our check and the insert.
+                    true => {
+                        StoreError::NotFound("namespace was deleted during the write".to_string())
+                    }
+                    false => db_error("cannot write memories", e),
+                })?;
+        written
+            .iter()
+            .map(|r| {
+                r.try_get::<Uuid, _>(0)
+                    .map_err(|e| db_error("cannot read id", e))
+            })
+            .collect()
+    }
+
+    /// Semantic mode: nearest embeddings first, score = 1 - cosine distance.
+    async fn semantic_search(
+        &self,
+        query: &SearchQuery,
+        kinds: &[&str],
+        embedding: &[f32],
+    ) -> StoreResult<Vec<Memory>> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_error("cannot begin search", e))?;
+        if self.iterative_scan {
+            // An HNSW scan alone yields its ef_search nearest rows and then
+            // filters them, which can leave a small namespace with too few
+            // results; iterative scanning goes on until LIMIT rows match,
+            // in exact distance order.
+            sqlx::query("SET LOCAL hnsw.iterative_scan = strict_order")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error("cannot configure search", e))?;
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
+             FROM memory_records
+             WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
+             ORDER BY embedding <=> $4::vector, id
+             LIMIT $3"
+        ))
+        .bind(&query.namespaces)
+        .bind(kinds)
+        .bind(i64::from(query.limit))
+        .bind(vector_literal(embedding))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db_error("search failed", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("search failed", e))?;
+        rows.iter().map(memory_from_row).collect()
+    }
+
+    /// Which of `names` are live namespaces.
+    async fn live_namespaces(&self, names: &[&str]) -> StoreResult<HashSet<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT name FROM memory_namespaces WHERE name = ANY($1) AND {LIVE}"
+        ))
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot read namespaces", e))?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
+/// One write ready for the insert statement.
+struct PreparedRow<'a> {
+    id: Uuid,
+    namespace: &'a str,
+    write: &'a MemoryWrite,
+}
+
+/// The write statement. Input arrays are unnested into rows; only rows whose
+/// namespace is live are inserted (the `FOR KEY SHARE` lock keeps those
+/// namespaces from being deleted until commit). An existing id is updated
+/// only when it lives in the same namespace (or has expired, so it counts as
+/// absent); otherwise no row comes back and the caller reports a conflict.
+///
+/// `created_at`: a write without one keeps the original creation time of the
+/// row it updates. `now()` is the statement's transaction time, so
+/// `EXCLUDED.created_at = now()` means "not given".
+macro_rules! insert_sql {
+    ($emb_col:literal, $emb_param:literal, $emb_type:literal, $emb_value:literal, $emb_set:literal) => {
+        concat!(
+            "WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                     $6::timestamptz[], $7::jsonb[], $8::bool[], $9::timestamptz[]",
+            $emb_param,
+            ") AS t(id, namespace, content, kind, source, expires_at, propagation, pin, created_at",
+            $emb_type,
+            ")
+            ),
+            live AS (
+                SELECT name FROM memory_namespaces
+                WHERE name IN (SELECT namespace FROM input)
+                  AND (expires_at IS NULL OR expires_at > now())
+                FOR KEY SHARE
+            )
+            INSERT INTO memory_records AS m
+                (id, namespace, content, kind, source, expires_at, propagation, pin, created_at",
+            $emb_col,
+            ")
+            SELECT i.id, i.namespace, i.content, i.kind, i.source, i.expires_at, i.propagation,
+                   i.pin, COALESCE(i.created_at, now())",
+            $emb_value,
+            "
+            FROM input i JOIN live ON live.name = i.namespace
+            ON CONFLICT (id) DO UPDATE SET
+                content = EXCLUDED.content,
+                kind = EXCLUDED.kind,
+                source = EXCLUDED.source,
+                expires_at = EXCLUDED.expires_at,
+                propagation = EXCLUDED.propagation,
+                pin = EXCLUDED.pin,
+                created_at = CASE
+                    WHEN EXCLUDED.created_at = now() AND m.namespace = EXCLUDED.namespace
+                        THEN m.created_at
+                    ELSE EXCLUDED.created_at
+                END,
+                namespace = EXCLUDED.namespace",
+            $emb_set,
+            "
+            WHERE m.namespace = EXCLUDED.namespace
+               OR (m.expires_at IS NOT NULL AND m.expires_at <= now())
+            RETURNING m.id"
+        )
+    };
+}
+
+const INSERT_SQL: &str = insert_sql!("", "", "", "", "");
+const INSERT_WITH_EMBEDDING_SQL: &str = insert_sql!(
+    ", embedding",
+    ", $10::text[]",
+    ", embedding",
+    ", i.embedding::vector",
+    ", embedding = EXCLUDED.embedding"
+);
+
+#[async_trait]
+impl Store for PgStore {
+    fn features(&self) -> StoreFeatures {
+        StoreFeatures {
+            embedding: self.embedding,
+            embedding_dim: self.embedding_dim,
+            backend: "postgres",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("ping failed", e))?;
+        Ok(())
+    }
+
+    async fn upsert_namespace(&self, name: &str, req: &NamespaceUpsert) -> StoreResult<Namespace> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_error("cannot begin transaction", e))?;
+        // An expired namespace counts as absent: PUT creates a new one rather
+        // than reviving the old memories and creation time.
+        sqlx::query(
+            "DELETE FROM memory_namespaces
+             WHERE name = $1 AND expires_at IS NOT NULL AND expires_at <= now()",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error("cannot replace expired namespace", e))?;
+        let row = sqlx::query(
+            "INSERT INTO memory_namespaces AS n (name, kind, expires_at, metadata)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET
+                 kind = EXCLUDED.kind,
+                 expires_at = EXCLUDED.expires_at,
+                 metadata = EXCLUDED.metadata
+             RETURNING name, kind, expires_at, metadata, created_at",
+        )
+        .bind(name)
+        .bind(req.kind.as_str())
+        .bind(req.expires_at)
+        .bind(&req.metadata)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db_error("cannot upsert namespace", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("cannot commit namespace", e))?;
+        namespace_from_row(&row)
+    }
+
+    async fn get_namespace(&self, name: &str) -> StoreResult<Option<Namespace>> {
+        let row = sqlx::query(&format!(
+            "SELECT name, kind, expires_at, metadata, created_at
+             FROM memory_namespaces WHERE name = $1 AND {LIVE}"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot read namespace", e))?;
+        row.as_ref().map(namespace_from_row).transpose()
+    }
+
+    async fn patch_namespace(&self, name: &str, patch: &NamespacePatch) -> StoreResult<Namespace> {
+        let row = sqlx::query(&format!(
+            "UPDATE memory_namespaces SET
+                 expires_at = COALESCE($2, expires_at),
+                 metadata = COALESCE($3, metadata)
+             WHERE name = $1 AND {LIVE}
+             RETURNING name, kind, expires_at, metadata, created_at"
+        ))
+        .bind(name)
+        .bind(patch.expires_at)
+        .bind(&patch.metadata)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot patch namespace", e))?;
+        match row {
+            Some(row) => namespace_from_row(&row),
+            None => Err(namespace_not_found(name)),
+        }
+    }
+
+    async fn delete_namespace(&self, name: &str) -> StoreResult<()> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM memory_namespaces WHERE name = $1 AND {LIVE}"
+        ))
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot delete namespace", e))?;
+        if done.rows_affected() == 0 {
+            return Err(namespace_not_found(name));
+        }
+        Ok(())
+    }
+
+    async fn write_memory(&self, namespace: &str, write: &MemoryWrite) -> StoreResult<WriteAck> {
+        if let Some(embedding) = &write.embedding {
+            self.check_embedding(embedding)?;
+        }
+        let id = write.id.unwrap_or_else(Uuid::new_v4);
+        let row = PreparedRow {
+            id,
+            namespace,
+            write,
+        };
+        let written = self.insert_rows(std::slice::from_ref(&row)).await?;
+        if written.contains(&id) {
+            return Ok(WriteAck {
+                id,
+                namespace: namespace.to_string(),
+            });
+        }
+        // No row back: the namespace is missing, or the id lives elsewhere.
+        if self.live_namespaces(&[namespace]).await?.is_empty() {
+            Err(namespace_not_found(namespace))
+        } else {
+            Err(id_conflict(id, namespace))
+        }
+    }
+
+    async fn write_batch(&self, writes: &[BatchWrite]) -> StoreResult<Vec<StoreResult<WriteAck>>> {
+        let mut results: Vec<Option<StoreResult<WriteAck>>> = Vec::with_capacity(writes.len());
+        let mut ids = Vec::with_capacity(writes.len());
+        // Last index of every id among the items that passed the checks:
+        // within one batch the last write of an id wins.
+        let mut last_of_id: HashMap<Uuid, usize> = HashMap::with_capacity(writes.len());
+        for (i, item) in writes.iter().enumerate() {
+            let id = item.write.id.unwrap_or_else(Uuid::new_v4);
+            ids.push(id);
+            match item
+                .write
+                .embedding
+                .as_deref()
+                .map(|e| self.check_embedding(e))
+            {
+                Some(Err(e)) => results.push(Some(Err(e))),
+                _ => {
+                    results.push(None);
+                    last_of_id.insert(id, i);
+                }
+            }
+        }
+        // Sorted by id so that concurrent batches lock rows in one order and
+        // cannot deadlock on each other.
+        let mut winners: Vec<usize> = last_of_id.values().copied().collect();
+        winners.sort_unstable_by_key(|&i| ids[i]);
+        let rows: Vec<PreparedRow<'_>> = winners
+            .iter()
+            .map(|&i| PreparedRow {
+                id: ids[i],
+                namespace: &writes[i].namespace,
+                write: &writes[i].write,
+            })
+            .collect();
+        let written = if rows.is_empty() {
+            HashSet::new()
+        } else {
+            self.insert_rows(&rows).await?
+        };
+        let missing: Vec<&str> = rows
+            .iter()
+            .filter(|r| !written.contains(&r.id))
+            .map(|r| r.namespace)
+            .collect();
+        let live = if missing.is_empty() {
+            HashSet::new()
+        } else {
+            self.live_namespaces(&missing).await?
+        };
+        let outcome = |id: Uuid, namespace: &str| -> StoreResult<WriteAck> {
+            if written.contains(&id) {
+                Ok(WriteAck {
+                    id,
+                    namespace: namespace.to_string(),
+                })
+            } else if !live.contains(namespace) {
+                Err(namespace_not_found(namespace))
+            } else {
+                Err(id_conflict(id, namespace))
+            }
+        };
+        Ok(results
+            .into_iter()
+            .enumerate()
+            .map(|(i, checked)| {
+                if let Some(err) = checked {
+                    return err;
+                }
+                let id = ids[i];
+                let namespace = writes[i].namespace.as_str();
+                let winner = last_of_id[&id];
+                if winner == i || writes[winner].namespace == namespace {
+                    outcome(id, namespace)
+                } else {
+                    Err(StoreError::Conflict(format!(
+                        "memory {id} is written again later in this batch to namespace {}",
+                        writes[winner].namespace
+                    )))
+                }
+            })
+            .collect())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
+        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        let filter = SEARCH_FILTER;
+        let limit = i64::from(query.limit);
+        let text = query.query.as_deref().map(str::trim).unwrap_or("");
+        let q = if let Some(embedding) = &query.embedding {
+            self.check_embedding(embedding)?;
+            return self.semantic_search(query, &kinds, embedding).await;
+        } else if text.chars().count() >= 2 {
+            sqlx::query(&format!(
+                "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
+                 FROM memory_records, websearch_to_tsquery('english', $4) AS q
+                 WHERE {filter} AND search_tsv @@ q
+                 ORDER BY score DESC, pin DESC, created_at DESC, id
+                 LIMIT $3"
+            ))
+            .bind(&query.namespaces)
+            .bind(&kinds)
+            .bind(limit)
+            .bind(text)
+            .fetch_all(&self.pool)
+            .await
+        } else if !text.is_empty() {
+            sqlx::query(&format!(
+                "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+                 FROM memory_records
+                 WHERE {filter} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
+                 ORDER BY pin DESC, created_at DESC, id
+                 LIMIT $3"
+            ))
+            .bind(&query.namespaces)
+            .bind(&kinds)
+            .bind(limit)
+            .bind(escape_like(text))
+            .fetch_all(&self.pool)
+            .await
+        } else {
+            sqlx::query(&format!(
+                "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+                 FROM memory_records
+                 WHERE {filter}
+                 ORDER BY pin DESC, created_at DESC, id
+                 LIMIT $3"
+            ))
+            .bind(&query.namespaces)
+            .bind(&kinds)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+        };
+        q.map_err(|e| db_error("search failed", e))?
+            .iter()
+            .map(memory_from_row)
+            .collect()
+    }
+
+    async fn list_memories(
+        &self,
+        namespace: &str,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse> {
+        if self.live_namespaces(&[namespace]).await?.is_empty() {
+            return Err(namespace_not_found(namespace));
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records
+             WHERE namespace = $1 AND {LIVE} AND ($2::uuid IS NULL OR id > $2)
+             ORDER BY id
+             LIMIT $3"
+        ))
+        .bind(namespace)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot list memories", e))?;
+        let memories = rows
+            .iter()
+            .map(memory_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = if limit > 0 && memories.len() == limit as usize {
+            memories.last().map(|m| m.id)
+        } else {
+            None
+        };
+        Ok(ListResponse {
+            memories,
+            next_after,
+        })
+    }
+
+    async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM memory_records
+             WHERE id = $1 AND namespace = $2 AND {LIVE}
+               AND namespace IN (SELECT name FROM memory_namespaces WHERE name = $2 AND {LIVE})"
+        ))
+        .bind(id)
+        .bind(namespace)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot forget memory", e))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "memory {id} not found in namespace {namespace}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> StoreResult<SweepReport> {
+        // Memories first (their own expiry or their namespace's), so the
+        // report counts every memory removed, then the namespaces.
+        let memories = sqlx::query(
+            "DELETE FROM memory_records
+             WHERE (expires_at IS NOT NULL AND expires_at <= $1)
+                OR namespace IN (SELECT name FROM memory_namespaces
+                                 WHERE expires_at IS NOT NULL AND expires_at <= $1)",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("sweep of memories failed", e))?
+        .rows_affected();
+        let namespaces = sqlx::query(
+            "DELETE FROM memory_namespaces WHERE expires_at IS NOT NULL AND expires_at <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("sweep of namespaces failed", e))?
+        .rows_affected();
+        Ok(SweepReport {
+            memories,
+            namespaces,
+        })
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats {
+            size,
+            idle,
+            max: self.max_connections,
+        }
+    }
+}
+
+/// Applies migrations under an advisory lock; returns whether pgvector
+/// embeddings are available.
+async fn migrate(conn: &mut PgConnection, schema: &str, dim: usize) -> StoreResult<VectorSupport> {
+    // One lock per schema: two plugins on different schemas do not wait for
+    // each other, two on the same schema run one after the other.
+    let lock_key = format!("memory-plugin migrate {schema}");
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("cannot take the migration lock", e))?;
+    let result = migrate_locked(conn, schema, dim).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    schema: &str,
+    dim: usize,
+) -> StoreResult<VectorSupport> {
+    let ident = quote_ident(schema);
+    let setup = format!(
+        "CREATE SCHEMA IF NOT EXISTS {ident};
+         SET search_path TO {ident}, public;
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     integer     PRIMARY KEY,
+             description text        NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );"
+    );
+    sqlx::raw_sql(&setup)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error(&format!("cannot create schema {schema}"), e))?;
+    let applied: Vec<i32> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("cannot read schema_migrations", e))?;
+    for (version, description, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| db_error("cannot begin migration", e))?;
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migration_error(*version, e))?;
+        sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)")
+            .bind(version)
+            .bind(description)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migration_error(*version, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| migration_error(*version, e))?;
+    }
+
+    if let Some(existing) = embedding_column_dim(conn, schema).await? {
+        check_column_dim(existing, dim)?;
+        return vector_support(conn).await;
+    }
+    if !ensure_vector_extension(conn).await? {
+        return Ok(VectorSupport::default());
+    }
+    let support = vector_support(conn).await?;
+    // The extension may live in another schema than ours or public.
+    sqlx::raw_sql(&format!(
+        "SET search_path TO {}",
+        search_path(schema, support.extension_schema.as_deref())
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| db_error("cannot set search_path", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| db_error("cannot begin migration", e))?;
+    sqlx::raw_sql(&EMBEDDING_COLUMN_SQL.replace("{dim}", &dim.to_string()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error("cannot add the embedding column", e))?;
+    if dim <= HNSW_MAX_DIM {
+        sqlx::raw_sql(EMBEDDING_INDEX_SQL)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("cannot create the HNSW index on embedding", e))?;
+    } else {
+        tracing::warn!(
+            dim,
+            "embedding dimension is above pgvector's HNSW limit of {HNSW_MAX_DIM}; \
+             semantic search will scan without an index"
+        );
+    }
+    tx.commit()
+        .await
+        .map_err(|e| db_error("cannot add the embedding column", e))?;
+    Ok(support)
+}
+
+/// Without migrating: checks the schema exists and detects embeddings.
+async fn detect(conn: &mut PgConnection, schema: &str, dim: usize) -> StoreResult<VectorSupport> {
+    let table = format!("{}.memory_records", quote_ident(schema));
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("cannot inspect the schema", e))?;
+    if exists.is_none() {
+        return Err(StoreError::BadRequest(format!(
+            "table {schema}.memory_records does not exist and migrations are disabled; \
+             start once with migrations enabled"
+        )));
+    }
+    match embedding_column_dim(conn, schema).await? {
+        Some(existing) => {
+            check_column_dim(existing, dim)?;
+            vector_support(conn).await
+        }
+        None => Ok(VectorSupport::default()),
+    }
+}
+
+/// Where pgvector is installed and what it supports; called when the
+/// `embedding` column exists or has just been made possible.
+async fn vector_support(conn: &mut PgConnection) -> StoreResult<VectorSupport> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, e.extversion
+         FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'vector'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error("cannot inspect extensions", e))?;
+    let Some((schema, version)) = row else {
+        return Err(StoreError::Internal(
+            "memory_records.embedding exists but the vector extension is not installed".to_string(),
+        ));
+    };
+    Ok(VectorSupport {
+        enabled: true,
+        extension_schema: Some(schema),
+        iterative_scan: version_at_least(&version, (0, 8)),
+    })
+}
+
+/// True when a `major.minor[.patch]` version is at least `min`.
+fn version_at_least(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= min
+}
+
+/// The search_path of every connection: our schema first, then the schema
+/// holding pgvector (if elsewhere), then public.
+fn search_path(schema: &str, extension_schema: Option<&str>) -> String {
+    let mut schemas = vec![schema];
+    if let Some(ext) = extension_schema {
+        if ext != schema && ext != "public" {
+            schemas.push(ext);
+        }
+    }
+    schemas.push("public");
+    schemas
+        .into_iter()
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Dimension of `memory_records.embedding`, or `None` when there is no such column.
+async fn embedding_column_dim(conn: &mut PgConnection, schema: &str) -> StoreResult<Option<i32>> {
+    let table = format!("{}.memory_records", quote_ident(schema));
+    // For pgvector's `vector(n)` the type modifier is n itself.
+    sqlx::query_scalar(
+        "SELECT atttypmod FROM pg_attribute
+         WHERE attrelid = $1::regclass AND attname = 'embedding' AND NOT attisdropped",
+    )
+    .bind(&table)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| db_error("cannot inspect memory_records.embedding", e))
+}
+
+fn check_column_dim(existing: i32, configured: usize) -> StoreResult<()> {
+    if usize::try_from(existing).ok() != Some(configured) {
+        return Err(StoreError::BadRequest(format!(
+            "memory_records.embedding holds vectors of dimension {existing}, but the configured \
+             embedding dimension (MEMORY_PLUGIN_EMBEDDING_DIM) is {configured}; configure \
+             {existing} or migrate the column by hand"
+        )));
+    }
+    Ok(())
+}
+
+/// Installs pgvector when possible; returns whether it is installed.
+async fn ensure_vector_extension(conn: &mut PgConnection) -> StoreResult<bool> {
+    let installed_sql = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')";
+    let installed: bool = sqlx::query_scalar(installed_sql)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("cannot inspect extensions", e))?;
+    if installed {
+        return Ok(true);
+    }
+    let available: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db_error("cannot inspect extensions", e))?;
+    if !available {
+        tracing::info!("pgvector is not available; semantic search is disabled");
+        return Ok(false);
+    }
+    // Into public, where other users of the database expect it; into the
+    // first schema of search_path (ours) when public is missing.
+    for create in [
+        "CREATE EXTENSION IF NOT EXISTS vector SCHEMA public",
+        "CREATE EXTENSION IF NOT EXISTS vector",
+    ] {
+        match sqlx::raw_sql(create).execute(&mut *conn).await {
+            Ok(_) => break,
+            // Another process may have created it at the same moment (the
+            // advisory lock is per schema), or we lack the privilege.
+            Err(e) => tracing::warn!(error = %e, "{create} failed"),
+        }
+    }
+    sqlx::query_scalar(installed_sql)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("cannot inspect extensions", e))
+}
+
+fn migration_error(version: i32, e: sqlx::Error) -> StoreError {
+    db_error(&format!("migration {version} failed"), e)
+}
+
+/// Maps a database error: lost or refused connections are `Unavailable`,
+/// everything else `Internal`.
+fn db_error(context: &str, e: sqlx::Error) -> StoreError {
+    let unavailable = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01..03: shutdown / starting up;
+            // 53300: too many connections; 28: invalid authorization;
+            // 3D000: database does not exist.
+            code.starts_with("08")
+                || code.starts_with("28")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "3D000")
+        }),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(format!("{context}: {e}"))
+    } else {
+        StoreError::Internal(format!("{context}: {e}"))
+    }
+}
+
+fn foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23503"))
+}
+
+fn namespace_not_found(name: &str) -> StoreError {
+    StoreError::NotFound(format!("namespace {name} not found"))
+}
+
+fn id_conflict(id: Uuid, namespace: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "memory {id} already exists in another namespace; it cannot be written to {namespace}"
+    ))
+}
+
+fn namespace_from_row(row: &PgRow) -> StoreResult<Namespace> {
+    let kind: String = get(row, "kind")?;
+    Ok(Namespace {
+        name: get(row, "name")?,
+        kind: kind
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("bad namespace kind in database: {e}")))?,
+        expires_at: get(row, "expires_at")?,
+        metadata: get(row, "metadata")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn memory_from_row(row: &PgRow) -> StoreResult<Memory> {
+    let kind: String = get(row, "kind")?;
+    let source: String = get(row, "source")?;
+    Ok(Memory {
+        id: get(row, "id")?,
+        namespace: get(row, "namespace")?,
+        content: get(row, "content")?,
+        kind: kind
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("bad memory kind in database: {e}")))?,
+        source: source
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("bad memory source in database: {e}")))?,
+        expires_at: get(row, "expires_at")?,
+        propagation: get(row, "propagation")?,
+        pin: get(row, "pin")?,
+        created_at: get(row, "created_at")?,
+        score: get(row, "score")?,
+    })
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Internal(format!("cannot read column {column}: {e}")))
+}
+
+/// pgvector's text form, `[1,2.5,-3]`; parsed by the `::vector` cast.
+fn vector_literal(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 10 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// Escapes `\`, `%` and `_` so a LIKE pattern matches them literally.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Schema names are plain lowercase identifiers, so they never need quoting
+/// in psql and cannot smuggle SQL.
+fn validate_schema_name(name: &str) -> StoreResult<()> {
+    let mut chars = name.chars();
+    let valid_first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_first || !valid_rest || name.len() > 63 {
+        return Err(StoreError::BadRequest(format!(
+            "invalid schema name {name:?}: use 1 to 63 lowercase letters, digits or \
+             underscores, not starting with a digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Double-quotes an identifier (defence in depth after validation).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The password in a database URL, to scrub from error texts.
+fn url_password(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let raw = parsed.password()?;
+    let decoded = percent_decode(raw);
+    Some(decoded).filter(|p| !p.is_empty())
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("p={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// Removes the password (raw and URL-encoded) from an error message.
+fn scrub_error(e: StoreError, password: Option<&str>) -> StoreError {
+    let Some(password) = password else {
+        return e;
+    };
+    let encoded: String = url::form_urlencoded::byte_serialize(password.as_bytes()).collect();
+    let scrub = |msg: String| msg.replace(password, "***").replace(&encoded, "***");
+    match e {
+        StoreError::NotFound(m) => StoreError::NotFound(scrub(m)),
+        StoreError::Conflict(m) => StoreError::Conflict(scrub(m)),
+        StoreError::BadRequest(m) => StoreError::BadRequest(scrub(m)),
+        StoreError::Unavailable(m) => StoreError::Unavailable(scrub(m)),
+        StoreError::Internal(m) => StoreError::Internal(scrub(m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_like_escapes_wildcards_and_backslash() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    #[test]
+    fn schema_names_are_validated() {
+        assert!(validate_schema_name("memory_plugin").is_ok());
+        assert!(validate_schema_name("_x1").is_ok());
+        for bad in [
+            "",
+            "1abc",
+            "Memory",
+            "a-b",
+            "a\"b",
+            "a;drop",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_schema_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn scrub_removes_raw_and_encoded_password() {
+        let pw = url_password("postgres://u:s%40cret@h/db").expect("password");
+        assert_eq!(pw, "s@cret");
+        let e = scrub_error(
+            StoreError::Unavailable("x s@cret y s%40cret".to_string()),
+            Some(&pw),
+        );
+        assert_eq!(e.to_string(), "storage unavailable: x *** y ***");
+    }
+
+    #[test]
+    fn vector_literal_is_pgvector_text() {
+        assert_eq!(vector_literal(&[1.0, -0.5, 3.25]), "[1,-0.5,3.25]");
+    }
+}

@@ -1,1 +1,920 @@
-//! sqlite backend (in progress)
+//! SQLite backend: the zero-setup default, one database file and no server.
+//!
+//! Layout and semantics match the Postgres store (DESIGN section 4): the
+//! same table names, upsert on id, `Conflict` for an id in another
+//! namespace, expired rows treated as absent. What differs is how it is
+//! served:
+//! - full-text search uses an FTS5 index with the `porter unicode61`
+//!   tokenizer, kept in step with `memory_records` by triggers;
+//! - semantic search compares embeddings exactly, in process, over the live
+//!   rows of the searched namespaces;
+//! - every write goes through one writer connection, so writers queue in
+//!   this process instead of meeting SQLite's "database is locked"; readers
+//!   use their own pool and, in WAL mode, never wait for the writer.
+
+mod codec;
+mod migrate;
+mod text_query;
+
+use crate::store::{
+    PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use codec::{MEMORY_COLUMNS, NAMESPACE_COLUMNS};
+use futures::TryStreamExt;
+use memory_contract::{
+    BatchWrite, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch, NamespaceUpsert,
+    WriteAck,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::cmp::Ordering;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a connection waits for a lock held by another process (another
+/// `memory-plugin`, the `sqlite3` shell) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a write may queue for the writer connection. Writes are short,
+/// so reaching this means the store is badly overloaded; the caller then
+/// gets `Unavailable`, never a lock error.
+const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Most reader connections of a file database.
+const MAX_READERS: u32 = 8;
+
+/// Rows the sweep deletes per statement, so that queued writes get the
+/// writer between chunks instead of waiting for one huge delete.
+const SWEEP_CHUNK: i64 = 2000;
+
+/// Options of [`SqliteStore::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Dimension every embedding must have (default 1536).
+    pub embedding_dim: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            embedding_dim: 1536,
+        }
+    }
+}
+
+/// A [`Store`] on a SQLite file (or a private in-memory database).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write queues here.
+    writer: SqlitePool,
+    /// Read-only connections; the writer pool itself for an in-memory database.
+    reader: SqlitePool,
+    in_memory: bool,
+    embedding_dim: usize,
+}
+
+/// Where a `sqlite:` URL points.
+struct ParsedUrl {
+    options: SqliteConnectOptions,
+    in_memory: bool,
+}
+
+/// Parses `sqlite:PATH`, `sqlite://PATH` or `sqlite::memory:` (query
+/// parameters as sqlx accepts them). Errors never echo the URL itself.
+fn parse_url(url: &str) -> StoreResult<ParsedUrl> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            let scheme = url.split(':').next().unwrap_or_default();
+            StoreError::BadRequest(format!(
+                "a SQLite database URL starts with \"sqlite:\" (sqlite:PATH, sqlite://PATH or \
+                 sqlite::memory:); this one starts with {scheme:?}"
+            ))
+        })?;
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory_mode = params
+        .split('&')
+        .any(|p| p.eq_ignore_ascii_case("mode=memory"));
+    let in_memory = database == ":memory:" || memory_mode;
+    if database.is_empty() && !in_memory {
+        return Err(StoreError::BadRequest(
+            "the SQLite database URL names no file; use sqlite:PATH or sqlite::memory:".into(),
+        ));
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite:{rest}")).map_err(|e| {
+        StoreError::BadRequest(format!("invalid SQLite database URL for {database:?}: {e}"))
+    })?;
+    Ok(ParsedUrl { options, in_memory })
+}
+
+/// Maps a sqlx error to a [`StoreError`]; `context` says what was being done.
+fn db_error(context: &str, e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(format!("{context}: {e}")),
+        sqlx::Error::Database(db) => {
+            // Extended result codes keep the primary code in the low byte.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                // SQLITE_BUSY, SQLITE_LOCKED: another process held the
+                // database longer than the busy timeout.
+                Some(5) | Some(6) => {
+                    StoreError::Unavailable(format!("{context}: database busy: {e}"))
+                }
+                // SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL, SQLITE_READONLY
+                Some(14) | Some(10) | Some(13) | Some(8) => {
+                    StoreError::Unavailable(format!("{context}: {e}"))
+                }
+                _ => StoreError::Internal(format!("{context}: {e}")),
+            }
+        }
+        _ => StoreError::Internal(format!("{context}: {e}")),
+    }
+}
+
+fn namespace_not_found(name: &str) -> StoreError {
+    StoreError::NotFound(format!("namespace {name:?} does not exist"))
+}
+
+fn namespace_expired(name: &str) -> StoreError {
+    StoreError::NotFound(format!("namespace {name:?} has expired"))
+}
+
+/// A JSON array of strings, for `IN (SELECT value FROM json_each(?))`: one
+/// fixed statement whatever the list length.
+fn json_list<T: AsRef<str>>(items: &[T]) -> String {
+    serde_json::Value::from(items.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).to_string()
+}
+
+/// Checks that namespace `name` exists and has not expired at `now`.
+async fn require_live_namespace(
+    conn: &mut SqliteConnection,
+    name: &str,
+    now: &str,
+) -> StoreResult<()> {
+    let row: Option<Option<String>> =
+        sqlx::query_scalar("SELECT expires_at FROM memory_namespaces WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_error("reading namespace", e))?;
+    match row {
+        None => Err(namespace_not_found(name)),
+        Some(Some(expires_at)) if expires_at.as_str() <= now => Err(namespace_expired(name)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A memory and where it sorts among search results.
+struct Scored {
+    seq: i64,
+    score: f64,
+    pin: bool,
+    created_at: String,
+}
+
+/// Search order where there is a score: best score first, then pinned,
+/// then newest.
+fn by_score(a: &Scored, b: &Scored) -> Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(b.pin.cmp(&a.pin))
+        .then(b.created_at.cmp(&a.created_at))
+        .then(b.seq.cmp(&a.seq))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database `url` points to and brings
+    /// its schema up to date.
+    ///
+    /// `url` is `sqlite:PATH` or `sqlite://PATH` (the file is created when
+    /// missing; its directory must exist), or `sqlite::memory:` for a
+    /// private in-memory database that lives as long as the store.
+    ///
+    /// # Errors
+    ///
+    /// `BadRequest` for a URL that is not a SQLite URL or an embedding
+    /// dimension of 0; `Unavailable` when the file cannot be opened;
+    /// `Internal` when a migration fails.
+    pub async fn open(url: &str, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        if opts.embedding_dim == 0 {
+            return Err(StoreError::BadRequest(
+                "the embedding dimension must be at least 1".into(),
+            ));
+        }
+        let ParsedUrl { options, in_memory } = parse_url(url)?;
+        if !in_memory {
+            let file = options.get_filename();
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot open SQLite database {}: directory {} does not exist",
+                        file.display(),
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        let base = options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let location = if in_memory {
+            ":memory:".to_string()
+        } else {
+            base.get_filename().display().to_string()
+        };
+        let open_error =
+            |e: sqlx::Error| db_error(&format!("cannot open SQLite database {location}"), e);
+
+        let mut writer_options = base.clone().create_if_missing(true);
+        if !in_memory {
+            // WAL lets readers work while the writer writes; NORMAL sync is
+            // durable against crashes of the process in WAL mode.
+            writer_options = writer_options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+        }
+        // One connection that never idles out: writes serialise on it, and
+        // an in-memory database lives exactly as long as it does.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(WRITE_QUEUE_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(writer_options)
+            .await
+            .map_err(open_error)?;
+
+        migrate::run(&writer).await?;
+
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            let readers = std::thread::available_parallelism()
+                .map_or(4, |n| n.get() as u32 * 2)
+                .clamp(2, MAX_READERS);
+            SqlitePoolOptions::new()
+                .max_connections(readers)
+                .acquire_timeout(WRITE_QUEUE_TIMEOUT)
+                .connect_with(base.read_only(true))
+                .await
+                .map_err(open_error)?
+        };
+
+        tracing::info!(database = %location, "SQLite store open");
+        Ok(SqliteStore {
+            writer,
+            reader,
+            in_memory,
+            embedding_dim: opts.embedding_dim,
+        })
+    }
+
+    /// The journal mode the database runs in (`wal` for a file).
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be queried.
+    pub async fn journal_mode(&self) -> StoreResult<String> {
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| db_error("reading journal mode", e))
+    }
+
+    /// The schema version recorded in the database.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be queried.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM memory_schema_migrations")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(|e| db_error("reading schema version", e))?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Closes every connection; a file database is checkpointed by SQLite as
+    /// its last connection closes.
+    pub async fn close(&self) {
+        if !self.in_memory {
+            self.reader.close().await;
+        }
+        self.writer.close().await;
+    }
+
+    fn check_dimension(&self, field: &str, embedding: &[f32]) -> StoreResult<()> {
+        if embedding.len() != self.embedding_dim {
+            return Err(StoreError::BadRequest(format!(
+                "{field} has {} dimensions; this store expects {}",
+                embedding.len(),
+                self.embedding_dim
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes one memory on the writer connection, inside the caller's
+    /// transaction. A failed item changes nothing: every check runs before
+    /// the single upsert statement, which SQLite applies atomically.
+    async fn write_in_tx(
+        &self,
+        conn: &mut SqliteConnection,
+        namespace: &str,
+        write: &MemoryWrite,
+        now: &str,
+    ) -> StoreResult<WriteAck> {
+        if let Some(embedding) = &write.embedding {
+            self.check_dimension("embedding", embedding)?;
+        }
+        let expires_at = codec::encode_opt_time("expires_at", write.expires_at)?;
+        let created_at = codec::encode_opt_time("created_at", write.created_at)?;
+        require_live_namespace(conn, namespace, now).await?;
+
+        let id = write.id.unwrap_or_else(Uuid::new_v4);
+        // The WHERE on DO UPDATE keeps a row that lives in another namespace
+        // untouched; RETURNING then yields nothing, which is the conflict.
+        // A row that had expired counts as new, so it takes a new creation
+        // time unless the write carries one.
+        let stored: Option<String> = sqlx::query_scalar(
+            "INSERT INTO memory_records
+                 (id, namespace, content, kind, source, expires_at, propagation, pin, embedding,
+                  created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(?10, ?11))
+             ON CONFLICT (id) DO UPDATE SET
+                 content = excluded.content,
+                 kind = excluded.kind,
+                 source = excluded.source,
+                 expires_at = excluded.expires_at,
+                 propagation = excluded.propagation,
+                 pin = excluded.pin,
+                 embedding = excluded.embedding,
+                 created_at = coalesce(?10, CASE
+                     WHEN memory_records.expires_at IS NOT NULL
+                          AND memory_records.expires_at <= ?11 THEN ?11
+                     ELSE memory_records.created_at END)
+             WHERE memory_records.namespace = excluded.namespace
+             RETURNING id",
+        )
+        .bind(id.to_string())
+        .bind(namespace)
+        .bind(&write.content)
+        .bind(write.kind.as_str())
+        .bind(write.source.as_str())
+        .bind(expires_at)
+        .bind(codec::encode_json(write.propagation.as_ref()))
+        .bind(i64::from(write.pin.unwrap_or(false)))
+        .bind(write.embedding.as_deref().map(codec::encode_embedding))
+        .bind(created_at)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| db_error("writing memory", e))?;
+        match stored {
+            Some(_) => Ok(WriteAck {
+                id,
+                namespace: namespace.to_string(),
+            }),
+            None => Err(StoreError::Conflict(format!(
+                "memory {id} already exists in another namespace; it was not changed"
+            ))),
+        }
+    }
+
+    /// Names among `names` of namespaces that exist and are live at `now`.
+    async fn live_namespaces(
+        conn: &mut SqliteConnection,
+        names: &[String],
+        now: &str,
+    ) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT name FROM memory_namespaces
+             WHERE name IN (SELECT value FROM json_each(?1))
+               AND (expires_at IS NULL OR expires_at > ?2)",
+        )
+        .bind(json_list(names))
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading namespaces", e))
+    }
+
+    async fn search_semantic(
+        &self,
+        conn: &mut SqliteConnection,
+        filter: &SearchFilter,
+        embedding: &[f32],
+        limit: usize,
+    ) -> StoreResult<Vec<Memory>> {
+        let query_norm = codec::norm(embedding);
+        if query_norm == 0.0 {
+            return Err(StoreError::BadRequest(
+                "embedding: every component is 0, so it has no direction to compare by cosine \
+                 similarity"
+                    .into(),
+            ));
+        }
+        // Stream every candidate and keep the best `limit`; only those are
+        // then read in full.
+        let mut best: Vec<Scored> = Vec::with_capacity(limit + 1);
+        let candidates_sql = format!(
+            "SELECT r.seq, r.embedding, r.pin, r.created_at FROM memory_records r
+             WHERE {} AND r.embedding IS NOT NULL",
+            SearchFilter::SQL
+        );
+        let mut rows = sqlx::query(&candidates_sql)
+            .bind(&filter.namespaces)
+            .bind(&filter.now)
+            .bind(&filter.kinds)
+            .fetch(&mut *conn);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| db_error("searching by embedding", e))?
+        {
+            let blob: Vec<u8> = row
+                .try_get("embedding")
+                .map_err(|e| db_error("reading embedding", e))?;
+            let Some(score) = codec::cosine_similarity(embedding, query_norm, &blob) else {
+                continue;
+            };
+            let candidate = Scored {
+                seq: row.try_get("seq").map_err(|e| db_error("reading row", e))?,
+                score,
+                pin: row
+                    .try_get::<i64, _>("pin")
+                    .map_err(|e| db_error("reading row", e))?
+                    != 0,
+                created_at: row
+                    .try_get("created_at")
+                    .map_err(|e| db_error("reading row", e))?,
+            };
+            if best.len() == limit {
+                match best.last() {
+                    Some(worst) if by_score(&candidate, worst) == Ordering::Less => {
+                        best.pop();
+                    }
+                    _ => continue,
+                }
+            }
+            let at = best
+                .binary_search_by(|probe| by_score(probe, &candidate))
+                .unwrap_or_else(|i| i);
+            best.insert(at, candidate);
+        }
+        drop(rows);
+
+        let seqs: Vec<i64> = best.iter().map(|s| s.seq).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT r.seq, {MEMORY_COLUMNS} FROM memory_records r
+             WHERE r.seq IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(serde_json::Value::from(seqs).to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("reading memories", e))?;
+        let mut by_seq = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq").map_err(|e| db_error("reading row", e))?;
+            by_seq.insert(seq, codec::memory_from_row(row)?);
+        }
+        Ok(best
+            .iter()
+            .filter_map(|s| {
+                by_seq.remove(&s.seq).map(|mut m| {
+                    m.score = Some(s.score);
+                    m
+                })
+            })
+            .collect())
+    }
+
+    async fn search_full_text(
+        conn: &mut SqliteConnection,
+        filter: &SearchFilter,
+        text: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Memory>> {
+        let Some(expression) = text_query::fts_match_expression(text) else {
+            return Ok(Vec::new());
+        };
+        // bm25() is lower for better matches; the score is its negation so
+        // that, as on Postgres, a higher score is a better match.
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS}, -bm25(memory_records_fts) AS score
+             FROM memory_records_fts
+             JOIN memory_records r ON r.seq = memory_records_fts.rowid
+             WHERE memory_records_fts MATCH ?4 AND {}
+             ORDER BY bm25(memory_records_fts), r.pin DESC, r.created_at DESC, r.seq DESC
+             LIMIT ?5",
+            SearchFilter::SQL
+        ))
+        .bind(&filter.namespaces)
+        .bind(&filter.now)
+        .bind(&filter.kinds)
+        .bind(expression)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("full-text search", e))?;
+        rows.iter()
+            .map(|row| {
+                let mut memory = codec::memory_from_row(row)?;
+                memory.score = Some(
+                    row.try_get("score")
+                        .map_err(|e| db_error("reading score", e))?,
+                );
+                Ok(memory)
+            })
+            .collect()
+    }
+
+    async fn search_unscored(
+        conn: &mut SqliteConnection,
+        filter: &SearchFilter,
+        substring: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Memory>> {
+        let patterns = substring.map(|s| json_list(&text_query::substring_patterns(s)));
+        let rows: Vec<SqliteRow> = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memory_records r
+             WHERE {}
+               AND (?4 IS NULL OR EXISTS (
+                   SELECT 1 FROM json_each(?4) AS p WHERE r.content LIKE p.value ESCAPE '\\'))
+             ORDER BY r.pin DESC, r.created_at DESC, r.seq DESC
+             LIMIT ?5",
+            SearchFilter::SQL
+        ))
+        .bind(&filter.namespaces)
+        .bind(&filter.now)
+        .bind(&filter.kinds)
+        .bind(patterns)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db_error("searching memories", e))?;
+        rows.iter().map(codec::memory_from_row).collect()
+    }
+}
+
+/// The conditions every search mode shares, bound as parameters 1 to 3.
+struct SearchFilter {
+    /// JSON array of live namespace names.
+    namespaces: String,
+    now: String,
+    /// JSON array of kinds, or `None` for every kind.
+    kinds: Option<String>,
+}
+
+impl SearchFilter {
+    /// Live memories of the listed namespaces and kinds (table alias `r`).
+    const SQL: &'static str = "r.namespace IN (SELECT value FROM json_each(?1))
+               AND (r.expires_at IS NULL OR r.expires_at > ?2)
+               AND (?3 IS NULL OR r.kind IN (SELECT value FROM json_each(?3)))";
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn features(&self) -> StoreFeatures {
+        StoreFeatures {
+            embedding: true,
+            embedding_dim: self.embedding_dim,
+            backend: "sqlite",
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // Reads a page of the file (unlike `SELECT 1`), so a broken disk or
+        // a file that became unreadable shows up in health checks.
+        sqlx::query("SELECT max(version) FROM memory_schema_migrations")
+            .execute(&self.reader)
+            .await
+            .map_err(|e| db_error("ping", e))?;
+        Ok(())
+    }
+
+    async fn upsert_namespace(&self, name: &str, req: &NamespaceUpsert) -> StoreResult<Namespace> {
+        let expires_at = codec::encode_opt_time("expires_at", req.expires_at)?;
+        let now = codec::encode_time("now", codec::now())?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting write", e))?;
+        // An expired namespace is absent: writing it again starts afresh,
+        // without the memories it held.
+        sqlx::query(
+            "DELETE FROM memory_namespaces
+             WHERE name = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
+        )
+        .bind(name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_error("replacing expired namespace", e))?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO memory_namespaces (name, kind, expires_at, metadata, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET
+                 kind = excluded.kind,
+                 expires_at = excluded.expires_at,
+                 metadata = excluded.metadata
+             RETURNING {NAMESPACE_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(req.kind.as_str())
+        .bind(expires_at)
+        .bind(codec::encode_json(req.metadata.as_ref()))
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db_error("writing namespace", e))?;
+        let namespace = codec::namespace_from_row(&row)?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing namespace", e))?;
+        Ok(namespace)
+    }
+
+    async fn get_namespace(&self, name: &str) -> StoreResult<Option<Namespace>> {
+        let now = codec::encode_time("now", codec::now())?;
+        let row = sqlx::query(&format!(
+            "SELECT {NAMESPACE_COLUMNS} FROM memory_namespaces
+             WHERE name = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
+        ))
+        .bind(name)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| db_error("reading namespace", e))?;
+        row.as_ref().map(codec::namespace_from_row).transpose()
+    }
+
+    async fn patch_namespace(&self, name: &str, patch: &NamespacePatch) -> StoreResult<Namespace> {
+        let expires_at = codec::encode_opt_time("expires_at", patch.expires_at)?;
+        let now = codec::encode_time("now", codec::now())?;
+        let row = sqlx::query(&format!(
+            "UPDATE memory_namespaces SET
+                 expires_at = coalesce(?2, expires_at),
+                 metadata = coalesce(?3, metadata)
+             WHERE name = ?1 AND (expires_at IS NULL OR expires_at > ?4)
+             RETURNING {NAMESPACE_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(expires_at)
+        .bind(codec::encode_json(patch.metadata.as_ref()))
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| db_error("updating namespace", e))?;
+        match row {
+            Some(row) => codec::namespace_from_row(&row),
+            None => Err(namespace_not_found(name)),
+        }
+    }
+
+    async fn delete_namespace(&self, name: &str) -> StoreResult<()> {
+        let now = codec::encode_time("now", codec::now())?;
+        // An expired namespace is absent: not deleted here (the sweep
+        // removes it), reported as not found.
+        let deleted = sqlx::query(
+            "DELETE FROM memory_namespaces
+             WHERE name = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| db_error("deleting namespace", e))?;
+        if deleted.rows_affected() == 0 {
+            return Err(namespace_not_found(name));
+        }
+        Ok(())
+    }
+
+    async fn write_memory(&self, namespace: &str, write: &MemoryWrite) -> StoreResult<WriteAck> {
+        let now = codec::encode_time("now", codec::now())?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting write", e))?;
+        let ack = self.write_in_tx(&mut tx, namespace, write, &now).await?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing memory", e))?;
+        Ok(ack)
+    }
+
+    async fn write_batch(&self, writes: &[BatchWrite]) -> StoreResult<Vec<StoreResult<WriteAck>>> {
+        let now = codec::encode_time("now", codec::now())?;
+        // One transaction for the whole batch: one fsync instead of one per item.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting batch", e))?;
+        let mut results = Vec::with_capacity(writes.len());
+        for item in writes {
+            results.push(
+                self.write_in_tx(&mut tx, &item.namespace, &item.write, &now)
+                    .await,
+            );
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing batch", e))?;
+        Ok(results)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
+        if let Some(embedding) = &query.embedding {
+            self.check_dimension("embedding", embedding)?;
+        }
+        let now = codec::encode_time("now", codec::now())?;
+        // One read transaction: every statement of the search sees the same snapshot.
+        let mut tx = self
+            .reader
+            .begin()
+            .await
+            .map_err(|e| db_error("starting search", e))?;
+        let live = Self::live_namespaces(&mut tx, &query.namespaces, &now).await?;
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        let filter = SearchFilter {
+            namespaces: json_list(&live),
+            now,
+            kinds: (!kinds.is_empty()).then(|| json_list(&kinds)),
+        };
+        let limit = query.limit.max(1);
+        // The text is trimmed here too, so a store called directly behaves
+        // like one behind the HTTP layer.
+        let text = query
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let memories = match (&query.embedding, text) {
+            (Some(embedding), _) => {
+                self.search_semantic(&mut tx, &filter, embedding, limit as usize)
+                    .await?
+            }
+            (None, Some(text)) if text.chars().count() >= 2 => {
+                Self::search_full_text(&mut tx, &filter, text, i64::from(limit)).await?
+            }
+            (None, Some(text)) => {
+                Self::search_unscored(&mut tx, &filter, Some(text), i64::from(limit)).await?
+            }
+            (None, None) => Self::search_unscored(&mut tx, &filter, None, i64::from(limit)).await?,
+        };
+        tx.rollback()
+            .await
+            .map_err(|e| db_error("ending search", e))?;
+        Ok(memories)
+    }
+
+    async fn list_memories(
+        &self,
+        namespace: &str,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse> {
+        let now = codec::encode_time("now", codec::now())?;
+        let mut tx = self
+            .reader
+            .begin()
+            .await
+            .map_err(|e| db_error("starting list", e))?;
+        require_live_namespace(&mut tx, namespace, &now).await?;
+        let limit = limit.max(1);
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memory_records r
+             WHERE r.namespace = ?1
+               AND (r.expires_at IS NULL OR r.expires_at > ?2)
+               AND (?3 IS NULL OR r.id > ?3)
+             ORDER BY r.id
+             LIMIT ?4"
+        ))
+        .bind(namespace)
+        .bind(&now)
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db_error("listing memories", e))?;
+        tx.rollback()
+            .await
+            .map_err(|e| db_error("ending list", e))?;
+        let memories = rows
+            .iter()
+            .map(codec::memory_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // A full page points on (the next one may be empty), as on Postgres;
+        // a short page is the last.
+        let next_after = if memories.len() == limit as usize {
+            memories.last().map(|m| m.id)
+        } else {
+            None
+        };
+        Ok(ListResponse {
+            memories,
+            next_after,
+        })
+    }
+
+    async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {
+        let now = codec::encode_time("now", codec::now())?;
+        // Only a live memory of a live namespace is forgotten; expired rows
+        // are absent and left to the sweep.
+        let deleted = sqlx::query(
+            "DELETE FROM memory_records
+             WHERE id = ?1 AND namespace = ?2
+               AND (expires_at IS NULL OR expires_at > ?3)
+               AND namespace IN (SELECT name FROM memory_namespaces
+                                 WHERE name = ?2 AND (expires_at IS NULL OR expires_at > ?3))",
+        )
+        .bind(id.to_string())
+        .bind(namespace)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| db_error("deleting memory", e))?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "memory {id} not found in namespace {namespace:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn sweep_expired(&self, now: DateTime<Utc>) -> StoreResult<SweepReport> {
+        let now = codec::encode_time("now", now)?;
+        let mut report = SweepReport::default();
+        // Expired memories first, then the memories of expired namespaces
+        // (counted as memories too), then the namespaces. Each chunk is its
+        // own statement so queued writes run in between.
+        for condition in [
+            "expires_at <= ?1",
+            "namespace IN (SELECT name FROM memory_namespaces WHERE expires_at <= ?1)",
+        ] {
+            loop {
+                let deleted = sqlx::query(&format!(
+                    "DELETE FROM memory_records WHERE seq IN (
+                         SELECT seq FROM memory_records WHERE {condition} LIMIT ?2)"
+                ))
+                .bind(&now)
+                .bind(SWEEP_CHUNK)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| db_error("sweeping expired memories", e))?
+                .rows_affected();
+                report.memories += deleted;
+                if deleted < SWEEP_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        report.namespaces = sqlx::query("DELETE FROM memory_namespaces WHERE expires_at <= ?1")
+            .bind(&now)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("sweeping expired namespaces", e))?
+            .rows_affected();
+        if report.memories > 0 || report.namespaces > 0 {
+            tracing::debug!(
+                memories = report.memories,
+                namespaces = report.namespaces,
+                "swept expired rows"
+            );
+        }
+        Ok(report)
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            size: self.writer.size(),
+            idle: self.writer.num_idle() as u32,
+            max: 1,
+        };
+        if !self.in_memory {
+            stats.size += self.reader.size();
+            stats.idle += self.reader.num_idle() as u32;
+            stats.max += self.reader.options().get_max_connections();
+        }
+        stats
+    }
+}

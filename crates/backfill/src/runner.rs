@@ -1,0 +1,137 @@
+//! Wires a [`Plan`] to the environment and runs it.
+//!
+//! Everything that can go wrong before rows flow (configuration, reaching the
+//! database or the plugin, reading the schema) is a [`FatalError`] with
+//! exit code 2; what happens to rows is in the mode's report.
+
+use crate::cli::{Mode, Plan};
+use crate::config::{self, ConfigError, LegacyDbConfig};
+use crate::legacy::{self, LegacySchema};
+use crate::plugin::Plugin;
+use crate::report::ApplyReport;
+use crate::{apply, dry_run, verify};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::fmt;
+use std::time::Duration;
+
+/// A failure that ends the run with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The report of any mode.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RunReport {
+    Apply(ApplyReport),
+    DryRun(dry_run::DryRunReport),
+    Verify(verify::VerifyReport),
+}
+
+impl RunReport {
+    /// The process exit code this report calls for (0 or 1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunReport::Apply(r) => r.exit_code(),
+            RunReport::DryRun(r) => r.exit_code(),
+            RunReport::Verify(r) => r.exit_code(),
+        }
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunReport::Apply(r) => r.fmt(f),
+            RunReport::DryRun(r) => r.fmt(f),
+            RunReport::Verify(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Connects to the legacy database and checks that it answers.
+///
+/// # Errors
+///
+/// [`FatalError::Unreachable`] with the URL's password redacted.
+pub async fn connect_legacy(
+    cfg: &LegacyDbConfig,
+    max_connections: u32,
+) -> Result<PgPool, FatalError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect_with(cfg.options.clone())
+        .await
+        .map_err(|e| {
+            FatalError::Unreachable(format!(
+                "cannot connect to the legacy database at {}: {}",
+                cfg.display,
+                cfg.scrub(&e.to_string()).replace('\n', " ")
+            ))
+        })?;
+    Ok(pool)
+}
+
+/// Reads the environment, connects to both sides and runs the plan.
+///
+/// # Errors
+///
+/// [`FatalError`] for anything that stops the run before rows flow.
+pub async fn run(plan: &Plan, show_progress: bool) -> Result<RunReport, FatalError> {
+    let db = config::legacy_db_from_env()?;
+    let plugin_url = config::plugin_url_from_env()?;
+    let pool = connect_legacy(&db, (plan.effective_concurrency(true) as u32 + 3).min(16)).await?;
+    let schema = legacy::inspect(&pool)
+        .await
+        .map_err(|e| FatalError::Setup(db.scrub(&e.to_string())))?;
+    let plugin = Plugin::connect(&plugin_url).await.map_err(|e| match e {
+        crate::plugin::PluginConnectError::Config(m) => {
+            FatalError::Setup(format!("MEMORY_PLUGIN_URL: {m}"))
+        }
+        other => FatalError::Unreachable(other.to_string()),
+    })?;
+    run_with(plan, &pool, &schema, &plugin, show_progress).await
+}
+
+/// Runs the plan against connections the caller made.
+///
+/// # Errors
+///
+/// [`FatalError::Setup`] when the run cannot start.
+pub async fn run_with(
+    plan: &Plan,
+    pool: &PgPool,
+    schema: &LegacySchema,
+    plugin: &Plugin,
+    show_progress: bool,
+) -> Result<RunReport, FatalError> {
+    match plan.mode {
+        Mode::Apply => apply::run(apply::ApplyContext {
+            pool,
+            plugin,
+            schema,
+            plan,
+            show_progress,
+        })
+        .await
+        .map(RunReport::Apply)
+        .map_err(|e| FatalError::Setup(e.to_string())),
+        Mode::DryRun => dry_run::run(pool, plugin, schema, plan, show_progress)
+            .await
+            .map(RunReport::DryRun)
+            .map_err(|e| FatalError::Setup(e.to_string())),
+        Mode::Verify => verify::run(pool, plugin, schema, plan, show_progress)
+            .await
+            .map(RunReport::Verify)
+            .map_err(|e| FatalError::Setup(e.to_string())),
+    }
+}

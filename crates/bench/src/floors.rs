@@ -1,0 +1,310 @@
+//! The floors: the same work done directly inside Postgres, with no HTTP, no
+//! JSON and no client process in between. Each figure of the report is
+//! divided by one of these.
+//!
+//! The write and search statements mirror the plugin's own Postgres store
+//! (`crates/plugin/src/store/postgres.rs`), so a ratio measures what the
+//! plugin adds around the same SQL, not a different query plan.
+
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Schema the plugin serves the backfill from (its default).
+pub const PLUGIN_SCHEMA: &str = "memory_plugin";
+/// Schema the in-database copy (floor a) writes into.
+pub const FLOOR_SCHEMA: &str = "bench_floor";
+/// Schema the naive per-row baseline writes into.
+pub const NAIVE_SCHEMA: &str = "bench_naive";
+
+/// Namespace resolution of every workspace, as DESIGN section 5 defines it:
+/// team = parent (self for a root or a dangling parent), org = highest
+/// ancestor reached in at most 50 hops without revisiting a workspace.
+const RESOLVE_SQL: &str = "
+    CREATE TABLE bench_floor.bench_resolved AS
+    WITH RECURSIVE up (workspace_id, ancestor, next_parent, hops, path) AS (
+        SELECT w.id, w.id, w.parent_id, 0, ARRAY[w.id] FROM workspaces w
+        UNION ALL
+        SELECT u.workspace_id, p.id, p.parent_id, u.hops + 1, u.path || p.id
+        FROM up u JOIN workspaces p ON p.id = u.next_parent
+        WHERE u.hops < 50 AND p.id <> ALL (u.path)
+    ),
+    top AS (
+        SELECT DISTINCT ON (workspace_id) workspace_id, ancestor AS root_id
+        FROM up ORDER BY workspace_id, hops DESC
+    )
+    SELECT w.id AS workspace_id, coalesce(p.id, w.id) AS team_id, top.root_id
+    FROM workspaces w
+    LEFT JOIN workspaces p ON p.id = w.parent_id
+    JOIN top ON top.workspace_id = w.id";
+
+/// Result of the in-database copy.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyFloor {
+    pub elapsed: Duration,
+    pub namespaces: u64,
+    pub rows: u64,
+}
+
+/// Floor (a): resolve every workspace and copy every mappable legacy row
+/// into the plugin tables of [`FLOOR_SCHEMA`] (created beforehand by the
+/// plugin's own migration), namespaces included, in one transaction.
+///
+/// # Errors
+///
+/// Any failing statement.
+pub async fn copy_inside_database(pool: &PgPool) -> Result<CopyFloor> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query(RESOLVE_SQL)
+        .execute(&mut *tx)
+        .await
+        .context("floor: resolving namespaces failed")?;
+    let namespaces = sqlx::query(
+        "INSERT INTO bench_floor.memory_namespaces (name, kind)
+         SELECT DISTINCT name, kind FROM bench_floor.bench_resolved r,
+             LATERAL (VALUES ('workspace:' || r.workspace_id, 'workspace'),
+                             ('team:' || r.team_id, 'team'),
+                             ('org:' || r.root_id, 'org')) AS n (name, kind)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("floor: creating namespaces failed")?
+    .rows_affected();
+    let rows = sqlx::query(
+        "INSERT INTO bench_floor.memory_records (id, namespace, content, kind, source, created_at)
+         SELECT m.id,
+                CASE m.scope
+                    WHEN 'LOCAL' THEN 'workspace:' || r.workspace_id
+                    WHEN 'TEAM' THEN 'team:' || r.team_id
+                    ELSE 'org:' || r.root_id
+                END,
+                m.content, 'fact', 'agent', m.created_at
+         FROM agent_memories m
+         JOIN bench_floor.bench_resolved r ON r.workspace_id = m.workspace_id
+         WHERE m.scope IN ('LOCAL', 'TEAM', 'GLOBAL') AND btrim(m.content) <> ''",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("floor: copying rows failed")?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(CopyFloor {
+        elapsed: started.elapsed(),
+        namespaces,
+        rows,
+    })
+}
+
+/// Result of the in-database parity check.
+#[derive(Debug, Clone, Copy)]
+pub struct AntiJoinFloor {
+    pub elapsed: Duration,
+    /// Legacy rows missing from the plugin or with different content.
+    pub mismatches: i64,
+}
+
+/// Floor (d): one anti-join of the legacy rows against the plugin rows of
+/// `schema`: rows missing or whose content differs.
+///
+/// # Errors
+///
+/// When the query fails.
+pub async fn anti_join(pool: &PgPool, schema: &str) -> Result<AntiJoinFloor> {
+    let started = Instant::now();
+    let mismatches: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM agent_memories m
+         LEFT JOIN {schema}.memory_records r ON r.id = m.id
+         WHERE r.id IS NULL OR r.content <> m.content"
+    ))
+    .fetch_one(pool)
+    .await
+    .context("floor: anti-join failed")?;
+    Ok(AntiJoinFloor {
+        elapsed: started.elapsed(),
+        mismatches,
+    })
+}
+
+/// The plugin's write statement without embeddings: unnested arrays,
+/// a `FOR KEY SHARE` lock on live namespaces, upsert on id within the same
+/// namespace.
+const INSERT_SQL: &str = "
+    WITH input AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::timestamptz[], $7::jsonb[], $8::bool[], $9::timestamptz[])
+            AS t(id, namespace, content, kind, source, expires_at, propagation, pin, created_at)
+    ),
+    live AS (
+        SELECT name FROM memory_namespaces
+        WHERE name IN (SELECT namespace FROM input)
+          AND (expires_at IS NULL OR expires_at > now())
+        FOR KEY SHARE
+    )
+    INSERT INTO memory_records AS m
+        (id, namespace, content, kind, source, expires_at, propagation, pin, created_at)
+    SELECT i.id, i.namespace, i.content, i.kind, i.source, i.expires_at, i.propagation,
+           i.pin, COALESCE(i.created_at, now())
+    FROM input i JOIN live ON live.name = i.namespace
+    ON CONFLICT (id) DO UPDATE SET
+        content = EXCLUDED.content,
+        kind = EXCLUDED.kind,
+        source = EXCLUDED.source,
+        expires_at = EXCLUDED.expires_at,
+        propagation = EXCLUDED.propagation,
+        pin = EXCLUDED.pin,
+        created_at = CASE
+            WHEN EXCLUDED.created_at = now() AND m.namespace = EXCLUDED.namespace
+                THEN m.created_at
+            ELSE EXCLUDED.created_at
+        END,
+        namespace = EXCLUDED.namespace
+    WHERE m.namespace = EXCLUDED.namespace
+       OR (m.expires_at IS NOT NULL AND m.expires_at <= now())
+    RETURNING m.id";
+
+/// Floor (e): one memory written with the plugin's statement, on a pool
+/// whose `search_path` is the plugin schema.
+///
+/// # Errors
+///
+/// When the insert fails or writes nothing.
+pub async fn insert_one(pool: &PgPool, namespace: &str, content: &str) -> Result<()> {
+    let written: Vec<Uuid> = sqlx::query_scalar(INSERT_SQL)
+        .bind(vec![Uuid::new_v4()])
+        .bind(vec![namespace])
+        .bind(vec![content])
+        .bind(vec!["fact"])
+        .bind(vec!["agent"])
+        .bind(vec![None::<chrono::DateTime<chrono::Utc>>])
+        .bind(vec![None::<serde_json::Value>])
+        .bind(vec![false])
+        .bind(vec![None::<chrono::DateTime<chrono::Utc>>])
+        .fetch_all(pool)
+        .await?;
+    anyhow::ensure!(written.len() == 1, "insert wrote {} rows", written.len());
+    Ok(())
+}
+
+/// Search modes measured by the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Recent,
+    Substring,
+    FullText,
+    Semantic,
+}
+
+impl Mode {
+    /// Name used in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Recent => "recent",
+            Mode::Substring => "substring",
+            Mode::FullText => "full-text",
+            Mode::Semantic => "semantic",
+        }
+    }
+}
+
+const MEMORY_COLUMNS: &str =
+    "id, namespace, content, kind, source, expires_at, propagation, pin, created_at";
+const FILTER: &str = "namespace = ANY($1)
+     AND (expires_at IS NULL OR expires_at > now())
+     AND namespace IN (SELECT name FROM memory_namespaces WHERE name = ANY($1)
+                       AND (expires_at IS NULL OR expires_at > now()))
+     AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
+
+/// The plugin's search statement for `mode`; `$4` is the query text or the
+/// vector literal.
+pub fn search_sql(mode: Mode) -> String {
+    match mode {
+        Mode::Semantic => format!(
+            "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
+             FROM memory_records
+             WHERE {FILTER} AND embedding IS NOT NULL
+             ORDER BY embedding <=> $4::vector, id
+             LIMIT $3"
+        ),
+        Mode::FullText => format!(
+            "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
+             FROM memory_records, websearch_to_tsquery('english', $4) AS q
+             WHERE {FILTER} AND search_tsv @@ q
+             ORDER BY score DESC, pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+        Mode::Substring => format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records
+             WHERE {FILTER} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
+             ORDER BY pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+        Mode::Recent => format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records
+             WHERE {FILTER}
+             ORDER BY pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+    }
+}
+
+/// Runs one search directly, fetching every returned row as the plugin does.
+///
+/// # Errors
+///
+/// When the query fails.
+pub async fn search_direct(
+    pool: &PgPool,
+    sql: &str,
+    namespaces: &[String],
+    text: Option<&str>,
+    limit: i64,
+) -> Result<usize> {
+    let no_kinds: Vec<String> = Vec::new();
+    let mut query = sqlx::query(sql).bind(namespaces).bind(&no_kinds).bind(limit);
+    if let Some(text) = text {
+        query = query.bind(text);
+    }
+    Ok(query.fetch_all(pool).await?.len())
+}
+
+/// A pool whose connections use `schema` first, as the plugin's do.
+///
+/// # Errors
+///
+/// When the database cannot be reached.
+pub async fn schema_pool(url: &url::Url, schema: &str, max_connections: u32) -> Result<PgPool> {
+    let opts = crate::scratch::connect_options(url)?.options([("search_path", schema)]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect_with(opts)
+        .await
+        .with_context(|| format!("failed to open a pool on schema {schema}"))
+}
+
+/// Three readable namespaces per workspace (workspace, team, org), for
+/// `count` workspaces picked at random from those that hold memories.
+///
+/// # Errors
+///
+/// When the query fails.
+pub async fn search_namespace_sets(pool: &PgPool, count: i64) -> Result<Vec<Vec<String>>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT 'workspace:' || r.workspace_id, 'team:' || r.team_id, 'org:' || r.root_id
+         FROM bench_floor.bench_resolved r
+         WHERE EXISTS (SELECT 1 FROM agent_memories m WHERE m.workspace_id = r.workspace_id)
+         ORDER BY md5(r.workspace_id::text)
+         LIMIT $1",
+    )
+    .bind(count)
+    .fetch_all(pool)
+    .await
+    .context("failed to pick namespaces for the search figures")?;
+    Ok(rows.into_iter().map(|(a, b, c)| vec![a, b, c]).collect())
+}

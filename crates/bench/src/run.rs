@@ -1,0 +1,930 @@
+//! The benchmark run, step by step, and the cleanup that follows it whatever
+//! happens.
+//!
+//! Order: legacy data; floor (a), the in-database copy; (b) backfill apply;
+//! (d) verify-all and its anti-join floor; (c) the naive slice; (f) search
+//! and (e) commit load on the Postgres plugin against direct SQL; (h) its
+//! peak memory; (g) the same plugin figures on SQLite. Everything lives in
+//! one scratch database and one temporary directory, both removed at the
+//! end, also after an error, a panic or Ctrl-C.
+
+use crate::child::MeasuredChild;
+use crate::floors::{self, Mode, FLOOR_SCHEMA, NAIVE_SCHEMA, PLUGIN_SCHEMA};
+use crate::legacy::{self, LegacySize, LegacyStats, SEARCH_TERMS, SUBSTRING_CHARS};
+use crate::load::{run_load, LoadBounds, LoadSummary};
+use crate::machine::Machine;
+use crate::options::Plan;
+use crate::plugin::{PluginHttp, PluginProcess};
+use crate::report::{Figure, Target, Unit};
+use crate::scratch::ScratchDb;
+use crate::sqlite_floors::{self, SqliteFloor};
+use crate::{naive, progress};
+use anyhow::{bail, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use memory_contract::{
+    BatchRequest, BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, SearchRequest,
+};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// Peak memory bar of the backfill (apply and verify).
+const BACKFILL_RSS_TARGET: f64 = 64.0 * MIB;
+/// Connections of the plugin's pool: the largest load level, so the plugin
+/// is not held to fewer connections than its direct-SQL floor.
+const PLUGIN_MAX_CONNECTIONS: usize = 32;
+/// Namespace sets the search figures cycle through.
+const SEARCH_NAMESPACE_SETS: i64 = 200;
+/// Results per search request (the contract's default).
+const SEARCH_LIMIT: i64 = 20;
+
+/// The two binaries under test.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub plugin: PathBuf,
+    pub backfill: PathBuf,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub machine: Machine,
+    pub command: String,
+    pub quick: bool,
+    pub legacy: LegacyStats,
+    pub figures: Vec<Figure>,
+    /// Facts shown under the table.
+    pub notes: Vec<String>,
+    /// Correctness problems (a child failed, parity broken, load errors).
+    pub failures: Vec<String>,
+    pub total_seconds: f64,
+}
+
+impl Outcome {
+    /// Figures whose target was missed.
+    pub fn misses(&self) -> Vec<&Figure> {
+        self.figures.iter().filter(|f| f.met == Some(false)).collect()
+    }
+}
+
+/// Builds the binaries under test with cargo when this executable sits in a
+/// cargo target directory of this workspace.
+///
+/// # Errors
+///
+/// When cargo fails.
+pub fn build_binaries() -> Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if !workspace.join("Cargo.toml").exists() {
+        return Ok(());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    progress("building memory-plugin and memory-backfill (release)");
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "memory-plugin",
+            "-p",
+            "memory-backfill",
+        ])
+        .current_dir(&workspace)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run cargo to build memory-plugin and memory-backfill")?;
+    if !status.success() {
+        bail!("cargo build --release -p memory-plugin -p memory-backfill failed ({status})");
+    }
+    Ok(())
+}
+
+/// Finds `memory-plugin` and `memory-backfill` in `dir` or next to this executable.
+///
+/// # Errors
+///
+/// When either is missing; the message says how to build them.
+pub fn locate_binaries(dir: Option<&Path>) -> Result<Binaries> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_exe()
+            .context("cannot find this executable's path")?
+            .parent()
+            .map(Path::to_path_buf)
+            .context("this executable has no parent directory")?,
+    };
+    let found = Binaries {
+        plugin: dir.join("memory-plugin"),
+        backfill: dir.join("memory-backfill"),
+    };
+    for bin in [&found.plugin, &found.backfill] {
+        if !bin.is_file() {
+            bail!(
+                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill` \
+                 or pass --bin-dir",
+                bin.display()
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Shared state of one run.
+#[derive(Clone)]
+struct Ctx {
+    plan: Plan,
+    bins: Binaries,
+    scratch: ScratchDb,
+    work_dir: PathBuf,
+}
+
+/// Runs the whole benchmark and removes the scratch database and the
+/// temporary directory afterwards, whatever happened.
+///
+/// # Errors
+///
+/// Setup failures and failures of a step; correctness problems that do not
+/// stop the run are in [`Outcome::failures`] instead.
+pub async fn run(plan: Plan, bins: Binaries, command: String) -> Result<Outcome> {
+    let started = Instant::now();
+    let work_dir = std::env::temp_dir().join(format!("memory-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let scratch = match ScratchDb::create(&plan.database_url).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work_dir);
+            return Err(e);
+        }
+    };
+    progress(&format!("scratch database {}", scratch.name()));
+    let ctx = Ctx {
+        plan,
+        bins,
+        scratch: scratch.clone(),
+        work_dir: work_dir.clone(),
+    };
+
+    // The run is a task so that a panic inside it still reaches the cleanup
+    // below, and Ctrl-C can abort it (dropping it kills the children).
+    let mut task = tokio::spawn(bench(ctx, command));
+    let result = tokio::select! {
+        joined = &mut task => match joined {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("the benchmark panicked: {e}")),
+        },
+        _ = tokio::signal::ctrl_c() => {
+            task.abort();
+            let _ = task.await;
+            Err(anyhow::anyhow!("interrupted"))
+        }
+    };
+
+    progress(&format!("dropping scratch database {}", scratch.name()));
+    let dropped = scratch.drop_database().await;
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let mut outcome = result?;
+    dropped?;
+    outcome.total_seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
+    let plan = &ctx.plan;
+    let pool = ctx.scratch.pool(8).await?;
+    let postgres: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&pool)
+        .await?;
+    let mut out = Outcome {
+        machine: Machine::describe(format!("PostgreSQL {postgres}")),
+        command,
+        quick: plan.quick,
+        legacy: LegacyStats::default(),
+        figures: Vec::new(),
+        notes: Vec::new(),
+        failures: Vec::new(),
+        total_seconds: 0.0,
+    };
+
+    progress(&format!(
+        "building legacy data: {} rows over {} workspaces",
+        plan.rows, plan.workspaces
+    ));
+    out.legacy = legacy::build(
+        &pool,
+        LegacySize {
+            rows: plan.rows,
+            workspaces: plan.workspaces,
+        },
+    )
+    .await?;
+    let l = &out.legacy;
+    out.notes.push(format!(
+        "legacy data: {} rows ({} LOCAL / {} TEAM / {} GLOBAL), {}..{} chars (avg {:.0}), {:.0} MiB; \
+         {} workspaces ({} roots, {} children, {} grandchildren, {} removed); built in {:.1} s",
+        l.rows, l.local_rows, l.team_rows, l.global_rows, l.min_chars, l.max_chars, l.avg_chars,
+        l.table_bytes as f64 / MIB, l.workspaces, l.roots, l.children, l.grandchildren, l.removed,
+        l.build_seconds
+    ));
+    out.notes.push(
+        "embeddings: PostgreSQL 15 has no pgvector, so the legacy table has no embedding column \
+         and the Postgres figures have no semantic mode"
+            .into(),
+    );
+
+    // The floor's tables come from the plugin's own migration.
+    migrate_schema(&ctx, FLOOR_SCHEMA).await?;
+    migrate_schema(&ctx, NAIVE_SCHEMA).await?;
+
+    // (a) floor: the copy inside the database.
+    checkpoint(&pool).await;
+    progress("(a) floor: INSERT ... SELECT inside the database");
+    let copy = floors::copy_inside_database(&pool).await?;
+    progress(&format!(
+        "    {} rows, {} namespaces in {:.2} s",
+        copy.rows,
+        copy.namespaces,
+        copy.elapsed.as_secs_f64()
+    ));
+
+    // (b) backfill -apply through the plugin.
+    let plugin = start_pg_plugin(&ctx, PLUGIN_SCHEMA, "plugin-postgres").await?;
+    checkpoint(&pool).await;
+    progress("(b) memory-backfill -apply");
+    let apply = run_backfill(&ctx, "backfill-apply", &["-apply", "--json"], plugin.base_url()).await?;
+    if !apply.exit.success() {
+        out.failures.push(format!(
+            "memory-backfill -apply ended with {}: {}",
+            apply.exit.describe(),
+            apply.stderr_tail
+        ));
+    }
+    let migrated: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {PLUGIN_SCHEMA}.memory_records"
+    ))
+    .fetch_one(&pool)
+    .await?;
+    if migrated as u64 != copy.rows {
+        out.failures.push(format!(
+            "after apply the plugin holds {migrated} rows, the in-database copy {}",
+            copy.rows
+        ));
+    }
+    let apply_secs = apply.exit.elapsed.as_secs_f64();
+    let floor_secs = copy.elapsed.as_secs_f64();
+    out.figures.push(
+        Figure::against(
+            "b",
+            format!("backfill -apply, {} rows", copy.rows),
+            apply_secs,
+            Unit::Seconds,
+            "(a) INSERT..SELECT",
+            floor_secs,
+        )
+        .with_target(Target::RatioAtMost(1.25)),
+    );
+    out.figures.push(Figure::against(
+        "b",
+        "backfill -apply rate",
+        migrated as f64 / apply_secs.max(1e-9),
+        Unit::PerSecond,
+        "(a)",
+        copy.rows as f64 / floor_secs.max(1e-9),
+    ));
+    out.figures.push(
+        Figure::plain("b", "backfill -apply peak RSS", apply.exit.peak_rss_bytes as f64, Unit::Bytes)
+            .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
+    );
+
+    // (d) verify -all against the anti-join.
+    checkpoint(&pool).await;
+    progress("(d) memory-backfill -verify -all");
+    let verify = run_backfill(&ctx, "backfill-verify", &["-verify", "-all", "--json"], plugin.base_url()).await?;
+    if !verify.exit.success() {
+        out.failures.push(format!(
+            "memory-backfill -verify -all ended with {}: {}",
+            verify.exit.describe(),
+            verify.stderr_tail
+        ));
+    }
+    progress("(d) floor: anti-join inside the database");
+    let anti = floors::anti_join(&pool, PLUGIN_SCHEMA).await?;
+    if anti.mismatches != 0 {
+        out.failures.push(format!(
+            "the anti-join finds {} legacy rows missing or different in the plugin",
+            anti.mismatches
+        ));
+    }
+    out.figures.push(
+        Figure::against(
+            "d",
+            "backfill -verify -all",
+            verify.exit.elapsed.as_secs_f64(),
+            Unit::Seconds,
+            "anti-join",
+            anti.elapsed.as_secs_f64(),
+        )
+        .with_target(Target::RatioAtMost(3.0)),
+    );
+    out.figures.push(
+        Figure::plain("d", "backfill -verify -all peak RSS", verify.exit.peak_rss_bytes as f64, Unit::Bytes)
+            .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
+    );
+
+    // (c) the naive per-row method on a slice, on its own plugin schema.
+    progress(&format!("(c) naive per-row method on {} rows", plan.naive_rows));
+    let naive_plugin = start_pg_plugin(&ctx, NAIVE_SCHEMA, "plugin-naive").await?;
+    let naive_run = naive::migrate_slice(&pool, &naive_plugin.handle(), plan.naive_rows).await;
+    naive_plugin.stop().await;
+    let naive_run = naive_run?;
+    let naive_total = naive_run.extrapolate(copy.rows).as_secs_f64();
+    out.figures.push(
+        Figure::against(
+            "c",
+            format!(
+                "naive per-row, {} rows extrapolated from {}",
+                copy.rows, naive_run.rows
+            ),
+            naive_total,
+            Unit::Seconds,
+            "(b) apply",
+            apply_secs,
+        )
+        .with_target(Target::RatioAtLeast(30.0))
+        .with_note(format!(
+            "naive slice: {} rows in {:.2} s ({:.0} rows/s)",
+            naive_run.rows,
+            naive_run.elapsed.as_secs_f64(),
+            naive_run.rows as f64 / naive_run.elapsed.as_secs_f64().max(1e-9)
+        )),
+    );
+
+    // (f) search and (e) commit load on the Postgres plugin.
+    let namespace_sets = floors::search_namespace_sets(&pool, SEARCH_NAMESPACE_SETS).await?;
+    if namespace_sets.is_empty() {
+        bail!("no workspace holds memories; nothing to search");
+    }
+    let search_pool = floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, 1).await?;
+    for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
+        progress(&format!("(f) Postgres search, {} mode", mode.name()));
+        let (via_plugin, direct) = measure_search_pg(
+            plan,
+            &plugin.handle(),
+            &search_pool,
+            mode,
+            &namespace_sets,
+        )
+        .await;
+        push_latency_figures(
+            &mut out,
+            "f",
+            &format!("Postgres search {} ({} rows)", mode.name(), migrated),
+            &via_plugin,
+            &direct,
+            "direct SQL",
+        );
+    }
+    search_pool.close().await;
+
+    let write_namespaces: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT name FROM {PLUGIN_SCHEMA}.memory_namespaces WHERE kind = 'workspace' ORDER BY name LIMIT 1000"
+    ))
+    .fetch_all(&pool)
+    .await?;
+    let contents = Arc::new(legacy::phrase_dictionary(1000, 7));
+    let write_namespaces = Arc::new(write_namespaces);
+    for &clients in &plan.commit_levels {
+        progress(&format!("(e) Postgres commits, {clients} clients"));
+        let via_plugin = commit_load_plugin(plan, &plugin.handle(), clients, &write_namespaces, &contents).await;
+        let direct_pool =
+            floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, clients as u32).await?;
+        let direct = {
+            let pool = direct_pool.clone();
+            let names = Arc::clone(&write_namespaces);
+            let contents = Arc::clone(&contents);
+            run_load(clients, commit_bounds(plan), move |_, i| {
+                let pool = pool.clone();
+                let names = Arc::clone(&names);
+                let contents = Arc::clone(&contents);
+                async move {
+                    let ns = &names[(i as usize) % names.len()];
+                    let content = &contents[(i as usize) % contents.len()];
+                    floors::insert_one(&pool, ns, content).await
+                }
+            })
+            .await
+        };
+        direct_pool.close().await;
+        push_throughput_figures(
+            &mut out,
+            "e",
+            &format!("Postgres commit, {clients} clients"),
+            &via_plugin,
+            &direct,
+            "direct INSERT",
+        );
+    }
+
+    // (h) the Postgres plugin's peak memory.
+    let exit = plugin.stop().await;
+    out.figures.push(Figure::plain(
+        "h",
+        "plugin (Postgres) peak RSS",
+        exit.peak_rss_bytes as f64,
+        Unit::Bytes,
+    ));
+    out.notes.push(format!(
+        "plugin runs with MEMORY_PLUGIN_MAX_CONNECTIONS={PLUGIN_MAX_CONNECTIONS} and MEMORY_PLUGIN_LOG=warn; \
+         direct-SQL floors use a pool of one connection per client"
+    ));
+
+    // (g) the same plugin figures on SQLite.
+    sqlite_figures(&ctx, &pool, &namespace_sets, &write_namespaces, &contents, &mut out).await?;
+
+    pool.close().await;
+    Ok(out)
+}
+
+/// Starts a plugin on `schema` of the scratch database.
+async fn start_pg_plugin(ctx: &Ctx, schema: &str, label: &str) -> Result<PluginProcess> {
+    PluginProcess::start(
+        label,
+        &ctx.bins.plugin,
+        ctx.scratch.url().as_str(),
+        &[
+            ("MEMORY_PLUGIN_SCHEMA", schema.to_string()),
+            ("MEMORY_PLUGIN_MAX_CONNECTIONS", PLUGIN_MAX_CONNECTIONS.to_string()),
+        ],
+        &ctx.work_dir,
+    )
+    .await
+}
+
+/// Lets the plugin create its tables in `schema`, then stops it.
+async fn migrate_schema(ctx: &Ctx, schema: &str) -> Result<()> {
+    let plugin = start_pg_plugin(ctx, schema, &format!("plugin-migrate-{schema}")).await?;
+    plugin.stop().await;
+    Ok(())
+}
+
+/// Flushes dirty buffers so one step's writes are not paid by the next.
+async fn checkpoint(pool: &PgPool) {
+    let _ = sqlx::query("CHECKPOINT").execute(pool).await;
+}
+
+struct BackfillRun {
+    exit: crate::child::ChildExit,
+    stderr_tail: String,
+}
+
+async fn run_backfill(ctx: &Ctx, label: &str, args: &[&str], plugin_url: &str) -> Result<BackfillRun> {
+    let mut child = MeasuredChild::spawn(
+        label,
+        &ctx.bins.backfill,
+        args,
+        &[
+            ("DATABASE_URL", ctx.scratch.url().to_string()),
+            ("MEMORY_PLUGIN_URL", plugin_url.to_string()),
+        ],
+        &ctx.work_dir,
+    )
+    .with_context(|| format!("failed to start {}", ctx.bins.backfill.display()))?;
+    let exit = child.wait(Duration::from_secs(6 * 3600)).await;
+    progress(&format!(
+        "    {} in {:.2} s, peak RSS {:.1} MiB",
+        exit.describe(),
+        exit.elapsed.as_secs_f64(),
+        exit.peak_rss_bytes as f64 / MIB
+    ));
+    Ok(BackfillRun {
+        stderr_tail: child.stderr_tail(1500),
+        exit,
+    })
+}
+
+fn commit_bounds(plan: &Plan) -> LoadBounds {
+    LoadBounds {
+        max_ops: plan.commit_ops,
+        max_time: plan.commit_time,
+    }
+}
+
+fn search_bounds(plan: &Plan) -> LoadBounds {
+    LoadBounds {
+        max_ops: plan.search_requests,
+        max_time: if plan.quick {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(60)
+        },
+    }
+}
+
+async fn commit_load_plugin(
+    plan: &Plan,
+    plugin: &PluginHttp,
+    clients: usize,
+    names: &Arc<Vec<String>>,
+    contents: &Arc<Vec<String>>,
+) -> LoadSummary {
+    let plugin = plugin.clone();
+    let names = Arc::clone(names);
+    let contents = Arc::clone(contents);
+    run_load(clients, commit_bounds(plan), move |_, i| {
+        let plugin = plugin.clone();
+        let names = Arc::clone(&names);
+        let contents = Arc::clone(&contents);
+        async move {
+            let ns = &names[(i as usize) % names.len()];
+            let write = MemoryWrite::new(
+                contents[(i as usize) % contents.len()].clone(),
+                MemoryKind::Fact,
+                MemorySource::Agent,
+            );
+            plugin.write(ns, &write).await
+        }
+    })
+    .await
+}
+
+/// The query text of request `i` in `mode`.
+fn search_text(mode: Mode, i: u64) -> Option<&'static str> {
+    match mode {
+        Mode::FullText => Some(SEARCH_TERMS[(i as usize) % SEARCH_TERMS.len()]),
+        Mode::Substring => Some(SUBSTRING_CHARS[(i as usize) % SUBSTRING_CHARS.len()]),
+        Mode::Recent | Mode::Semantic => None,
+    }
+}
+
+fn search_request(mode: Mode, namespaces: &[String], i: u64) -> SearchRequest {
+    SearchRequest {
+        namespaces: namespaces.to_vec(),
+        query: search_text(mode, i).map(str::to_string),
+        kinds: None,
+        limit: Some(SEARCH_LIMIT),
+        embedding: None,
+    }
+}
+
+/// Escapes `\`, `%` and `_` as the plugin does before ILIKE.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Sequential searches through the plugin and directly, after a short
+/// warm-up of each.
+async fn measure_search_pg(
+    plan: &Plan,
+    plugin: &PluginHttp,
+    pool: &PgPool,
+    mode: Mode,
+    sets: &[Vec<String>],
+) -> (LoadSummary, LoadSummary) {
+    let sets = Arc::new(sets.to_vec());
+    let sql = Arc::new(floors::search_sql(mode));
+    let direct_op = {
+        let pool = pool.clone();
+        let sets = Arc::clone(&sets);
+        let sql = Arc::clone(&sql);
+        move |_: usize, i: u64| {
+            let pool = pool.clone();
+            let sets = Arc::clone(&sets);
+            let sql = Arc::clone(&sql);
+            async move {
+                let ns = &sets[(i as usize) % sets.len()];
+                let text = search_text(mode, i).map(escape_like);
+                floors::search_direct(&pool, &sql, ns, text.as_deref(), SEARCH_LIMIT)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    let plugin_op = {
+        let plugin = plugin.clone();
+        let sets = Arc::clone(&sets);
+        move |_: usize, i: u64| {
+            let plugin = plugin.clone();
+            let sets = Arc::clone(&sets);
+            async move {
+                let request = search_request(mode, &sets[(i as usize) % sets.len()], i);
+                plugin.search(&request).await.map(|_| ())
+            }
+        }
+    };
+    let warm = LoadBounds {
+        max_ops: 20,
+        max_time: Duration::from_secs(10),
+    };
+    run_load(1, warm, plugin_op.clone()).await;
+    run_load(1, warm, direct_op.clone()).await;
+    let via_plugin = run_load(1, search_bounds(plan), plugin_op).await;
+    let direct = run_load(1, search_bounds(plan), direct_op).await;
+    (via_plugin, direct)
+}
+
+fn load_failures(out: &mut Outcome, label: &str, summary: &LoadSummary) {
+    if summary.errors > 0 {
+        out.failures.push(format!(
+            "{label}: {} of {} operations failed; first: {}",
+            summary.errors,
+            summary.errors + summary.ok,
+            summary.first_error.as_deref().unwrap_or("?")
+        ));
+    }
+}
+
+fn push_latency_figures(
+    out: &mut Outcome,
+    section: &str,
+    label: &str,
+    via_plugin: &LoadSummary,
+    direct: &LoadSummary,
+    floor_name: &str,
+) {
+    load_failures(out, &format!("{label} via plugin"), via_plugin);
+    load_failures(out, &format!("{label} direct"), direct);
+    out.figures.push(Figure::against(
+        section,
+        format!("{label} p50"),
+        via_plugin.p50_ms,
+        Unit::Milliseconds,
+        floor_name,
+        direct.p50_ms,
+    ));
+    out.figures.push(Figure::against(
+        section,
+        format!("{label} p99"),
+        via_plugin.p99_ms,
+        Unit::Milliseconds,
+        floor_name,
+        direct.p99_ms,
+    ));
+}
+
+fn push_throughput_figures(
+    out: &mut Outcome,
+    section: &str,
+    label: &str,
+    via_plugin: &LoadSummary,
+    direct: &LoadSummary,
+    floor_name: &str,
+) {
+    out.figures.push(Figure::against(
+        section,
+        format!("{label}: throughput"),
+        via_plugin.per_second,
+        Unit::PerSecond,
+        floor_name,
+        direct.per_second,
+    ));
+    push_latency_figures(out, section, label, via_plugin, direct, floor_name);
+}
+
+/// (g): a SQLite plugin loaded through the batch route, then the same
+/// search and commit figures against the plugin's SQL run directly on the file.
+async fn sqlite_figures(
+    ctx: &Ctx,
+    pool: &PgPool,
+    namespace_sets: &[Vec<String>],
+    write_namespaces: &Arc<Vec<String>>,
+    contents: &Arc<Vec<String>>,
+    out: &mut Outcome,
+) -> Result<()> {
+    let plan = &ctx.plan;
+    let file = ctx.work_dir.join("bench.sqlite");
+    let mut plugin = PluginProcess::start(
+        "plugin-sqlite",
+        &ctx.bins.plugin,
+        &format!("sqlite:{}", file.display()),
+        &[],
+        &ctx.work_dir,
+    )
+    .await?;
+    let http = plugin.handle();
+    let rows = plan.search_rows.min(plan.rows);
+    progress(&format!("(g) loading {rows} rows into SQLite through the batch route"));
+    let load_started = Instant::now();
+    create_all_namespaces(pool, &http).await?;
+    let loaded = load_through_batches(pool, &http, rows).await?;
+    let load_secs = load_started.elapsed().as_secs_f64();
+    out.figures.push(
+        Figure::plain(
+            "g",
+            format!("SQLite load through the batch route, {loaded} rows"),
+            loaded as f64 / load_secs.max(1e-9),
+            Unit::PerSecond,
+        )
+        .with_note(format!("SQLite load: {loaded} rows in {load_secs:.1} s")),
+    );
+
+    let floor = SqliteFloor::open(&file, 4).await?;
+    for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
+        progress(&format!("(g) SQLite search, {} mode", mode.name()));
+        let Some(sql) = sqlite_floors::search_sql(mode) else {
+            continue;
+        };
+        let sql = Arc::new(sql);
+        let sets = Arc::new(namespace_sets.to_vec());
+        let plugin_op = {
+            let http = http.clone();
+            let sets = Arc::clone(&sets);
+            move |_: usize, i: u64| {
+                let http = http.clone();
+                let sets = Arc::clone(&sets);
+                async move {
+                    let request = search_request(mode, &sets[(i as usize) % sets.len()], i);
+                    http.search(&request).await.map(|_| ())
+                }
+            }
+        };
+        let floor_ref = Arc::new((floor.writer.clone(), floor.reader.clone()));
+        let direct_op = {
+            let sets = Arc::clone(&sets);
+            let sql = Arc::clone(&sql);
+            let pools = Arc::clone(&floor_ref);
+            move |_: usize, i: u64| {
+                let sets = Arc::clone(&sets);
+                let sql = Arc::clone(&sql);
+                let pools = Arc::clone(&pools);
+                async move {
+                    let floor = SqliteFloor {
+                        writer: pools.0.clone(),
+                        reader: pools.1.clone(),
+                    };
+                    let argument = sqlite_floors::search_argument(mode, search_text(mode, i));
+                    sqlite_floors::search_direct(
+                        &floor,
+                        &sql,
+                        &sets[(i as usize) % sets.len()],
+                        argument.as_deref(),
+                        SEARCH_LIMIT,
+                    )
+                    .await
+                    .map(|_| ())
+                }
+            }
+        };
+        let warm = LoadBounds {
+            max_ops: 20,
+            max_time: Duration::from_secs(10),
+        };
+        run_load(1, warm, plugin_op.clone()).await;
+        run_load(1, warm, direct_op.clone()).await;
+        let via_plugin = run_load(1, search_bounds(plan), plugin_op).await;
+        let direct = run_load(1, search_bounds(plan), direct_op).await;
+        push_latency_figures(
+            out,
+            "g",
+            &format!("SQLite search {} ({loaded} rows)", mode.name()),
+            &via_plugin,
+            &direct,
+            "direct SQL",
+        );
+    }
+
+    for &clients in &plan.commit_levels {
+        progress(&format!("(g) SQLite commits, {clients} clients"));
+        let via_plugin = commit_load_plugin(plan, &http, clients, write_namespaces, contents).await;
+        let direct = {
+            let writer = floor.writer.clone();
+            let reader = floor.reader.clone();
+            let names = Arc::clone(write_namespaces);
+            let contents = Arc::clone(contents);
+            run_load(clients, commit_bounds(plan), move |_, i| {
+                let floor = SqliteFloor {
+                    writer: writer.clone(),
+                    reader: reader.clone(),
+                };
+                let names = Arc::clone(&names);
+                let contents = Arc::clone(&contents);
+                async move {
+                    let ns = &names[(i as usize) % names.len()];
+                    let content = &contents[(i as usize) % contents.len()];
+                    sqlite_floors::insert_one(&floor, ns, content).await
+                }
+            })
+            .await
+        };
+        push_throughput_figures(
+            out,
+            "g",
+            &format!("SQLite commit, {clients} clients"),
+            &via_plugin,
+            &direct,
+            "direct INSERT",
+        );
+    }
+    floor.close().await;
+    plugin.sample_peak();
+    let exit = plugin.stop().await;
+    out.figures.push(Figure::plain(
+        "h",
+        "plugin (SQLite) peak RSS",
+        exit.peak_rss_bytes as f64,
+        Unit::Bytes,
+    ));
+    out.notes.push(
+        "SQLite floors run the plugin's statements on the same file: one writer connection \
+         (SQLite admits one writer at a time), a pool of readers"
+            .into(),
+    );
+    Ok(())
+}
+
+/// Creates every namespace the mapping can produce, eight requests at a time.
+async fn create_all_namespaces(pool: &PgPool, http: &PluginHttp) -> Result<()> {
+    let names: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT name, kind FROM bench_floor.bench_resolved r,
+             LATERAL (VALUES ('workspace:' || r.workspace_id, 'workspace'),
+                             ('team:' || r.team_id, 'team'),
+                             ('org:' || r.root_id, 'org')) AS n (name, kind)",
+    )
+    .fetch_all(pool)
+    .await?;
+    futures::stream::iter(names)
+        .map(|(name, kind)| {
+            let http = http.clone();
+            async move {
+                let kind = match kind.as_str() {
+                    "workspace" => NamespaceKind::Workspace,
+                    "team" => NamespaceKind::Team,
+                    _ => NamespaceKind::Org,
+                };
+                http.put_namespace(&name, kind)
+                    .await
+                    .with_context(|| format!("cannot create namespace {name}"))
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Streams the first `rows` legacy rows (by id), mapped in SQL, into the
+/// plugin in batches of 1000 with two requests in flight.
+async fn load_through_batches(pool: &PgPool, http: &PluginHttp, rows: u64) -> Result<u64> {
+    type Mapped = (Uuid, String, String, chrono::DateTime<chrono::Utc>);
+    const PAGE: i64 = 1000;
+    let mut after = Uuid::nil();
+    let mut sent = 0u64;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    while sent < rows {
+        let take = PAGE.min((rows - sent) as i64);
+        let page: Vec<Mapped> = sqlx::query_as(
+            "SELECT m.id,
+                    CASE m.scope WHEN 'LOCAL' THEN 'workspace:' || r.workspace_id
+                                 WHEN 'TEAM' THEN 'team:' || r.team_id
+                                 ELSE 'org:' || r.root_id END,
+                    m.content, m.created_at
+             FROM agent_memories m
+             JOIN bench_floor.bench_resolved r ON r.workspace_id = m.workspace_id
+             WHERE m.id > $1
+             ORDER BY m.id
+             LIMIT $2",
+        )
+        .bind(after)
+        .bind(take)
+        .fetch_all(pool)
+        .await
+        .context("cannot read legacy rows for the SQLite load")?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.0;
+        sent += page.len() as u64;
+        let request = BatchRequest {
+            writes: page
+                .into_iter()
+                .map(|(id, namespace, content, created_at)| {
+                    let mut write = MemoryWrite::new(content, MemoryKind::Fact, MemorySource::Agent);
+                    write.id = Some(id);
+                    write.created_at = Some(created_at);
+                    BatchWrite { namespace, write }
+                })
+                .collect(),
+        };
+        let http = http.clone();
+        in_flight.push(async move { http.batch(&request).await });
+        if in_flight.len() >= 2 {
+            if let Some(done) = in_flight.next().await {
+                done?;
+            }
+        }
+    }
+    while let Some(done) = in_flight.next().await {
+        done?;
+    }
+    Ok(sent)
+}

@@ -1,0 +1,149 @@
+//! The suite's report: one line per check and a summary, as text or JSON.
+
+use crate::checks::CheckInfo;
+use crate::outcome::{CheckResult, Verdict};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    /// Why it was skipped, or a note on a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// On failure: what the contract wants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// On failure: what the plugin did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<String>,
+    pub about: &'static str,
+    pub duration_ms: u64,
+}
+
+impl CheckReport {
+    pub(crate) fn new(info: CheckInfo, result: CheckResult, took: Duration) -> Self {
+        let (status, reason, expected, seen) = match result {
+            Ok(Verdict::Pass(note)) => (CheckStatus::Pass, note, None, None),
+            Ok(Verdict::Skip(reason)) => (CheckStatus::Skip, Some(reason), None, None),
+            Err(f) => (CheckStatus::Fail, None, Some(f.expected), Some(f.seen)),
+        };
+        CheckReport {
+            name: info.name,
+            status,
+            reason,
+            expected,
+            seen,
+            about: info.about,
+            duration_ms: took.as_millis() as u64,
+        }
+    }
+
+    /// The report's one line.
+    pub fn line(&self) -> String {
+        match self.status {
+            CheckStatus::Pass => match &self.reason {
+                Some(note) => format!("PASS {} ({} ms; note: {note})", self.name, self.duration_ms),
+                None => format!("PASS {} ({} ms)", self.name, self.duration_ms),
+            },
+            CheckStatus::Skip => format!(
+                "SKIP {}: {}",
+                self.name,
+                self.reason.as_deref().unwrap_or("skipped")
+            ),
+            CheckStatus::Fail => format!(
+                "FAIL {}: expected {}; saw {}",
+                self.name,
+                self.expected.as_deref().unwrap_or("?"),
+                self.seen.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+/// Counts over all checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub total: usize,
+    pub duration_ms: u64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub url: String,
+    pub run_id: String,
+    pub capabilities: Vec<String>,
+    pub checks: Vec<CheckReport>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub(crate) fn new(
+        url: String,
+        run_id: String,
+        capabilities: Vec<String>,
+        checks: Vec<CheckReport>,
+        took: Duration,
+    ) -> Self {
+        let count = |s: CheckStatus| checks.iter().filter(|c| c.status == s).count();
+        let summary = Summary {
+            passed: count(CheckStatus::Pass),
+            failed: count(CheckStatus::Fail),
+            skipped: count(CheckStatus::Skip),
+            total: checks.len(),
+            duration_ms: took.as_millis() as u64,
+        };
+        Report {
+            url,
+            run_id,
+            capabilities,
+            checks,
+            summary,
+        }
+    }
+
+    /// True when no check failed.
+    pub fn passed(&self) -> bool {
+        self.summary.failed == 0
+    }
+
+    /// The check called `name`, if it ran.
+    pub fn check(&self, name: &str) -> Option<&CheckReport> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// One line per check and a summary line.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for check in &self.checks {
+            let _ = writeln!(out, "{}", check.line());
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "summary: {} passed, {} failed, {} skipped of {} checks in {:.1} s",
+            s.passed,
+            s.failed,
+            s.skipped,
+            s.total,
+            s.duration_ms as f64 / 1000.0
+        );
+        out
+    }
+}

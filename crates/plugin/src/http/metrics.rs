@@ -1,0 +1,176 @@
+//! Request metrics in the Prometheus text exposition format.
+//!
+//! Written by hand to keep the dependency tree small: a counter of requests
+//! by method, route template and status, a latency histogram by route, and
+//! the store's pool gauges, rendered on each scrape of `/metrics`.
+
+use crate::store::PoolStats;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Count per bucket (not cumulative; summed when rendered).
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// (method, route, status) -> count.
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// route -> latency histogram.
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The server's metrics registry; shared by every request.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        // A poisoned lock only means another request panicked mid-update;
+        // the counters are still usable.
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        *c.requests
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        let h = c.latency.entry(route.to_string()).or_default();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            h.buckets[i] += 1;
+        }
+        h.count += 1;
+        h.sum_seconds += secs;
+    }
+
+    /// Renders every metric, with `pool` as the current pool figures.
+    pub fn render(&self, pool: PoolStats, backend: &str) -> String {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+
+        out.push_str("# HELP memory_plugin_http_requests_total HTTP requests served, by method, route template and status.\n");
+        out.push_str("# TYPE memory_plugin_http_requests_total counter\n");
+        for ((method, route, status), n) in &c.requests {
+            let _ = writeln!(
+                out,
+                "memory_plugin_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape_label(method),
+                escape_label(route)
+            );
+        }
+
+        out.push_str("# HELP memory_plugin_http_request_duration_seconds Time to answer a request, by route template.\n");
+        out.push_str("# TYPE memory_plugin_http_request_duration_seconds histogram\n");
+        for (route, h) in &c.latency {
+            let route = escape_label(route);
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "memory_plugin_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "memory_plugin_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "memory_plugin_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "memory_plugin_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+
+        let backend = escape_label(backend);
+        for (name, help, value) in [
+            (
+                "memory_plugin_db_pool_size",
+                "Open database connections.",
+                pool.size,
+            ),
+            (
+                "memory_plugin_db_pool_idle",
+                "Idle database connections.",
+                pool.idle,
+            ),
+            (
+                "memory_plugin_db_pool_max",
+                "Most database connections the pool may open.",
+                pool.max,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name}{{backend=\"{backend}\"}} {value}");
+        }
+        out
+    }
+}
+
+/// Escapes a label value as the text format requires.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_requests_and_accumulates_buckets() {
+        let m = Metrics::default();
+        m.record("GET", "/v1/health", 200, Duration::from_millis(2));
+        m.record("GET", "/v1/health", 200, Duration::from_millis(300));
+        m.record("POST", "/v1/search", 400, Duration::from_millis(1));
+        let text = m.render(
+            PoolStats {
+                size: 3,
+                idle: 2,
+                max: 10,
+            },
+            "postgres",
+        );
+        assert!(text.contains(
+            "memory_plugin_http_requests_total{method=\"GET\",route=\"/v1/health\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "memory_plugin_http_requests_total{method=\"POST\",route=\"/v1/search\",status=\"400\"} 1"
+        ));
+        assert!(text.contains(
+            "memory_plugin_http_request_duration_seconds_bucket{route=\"/v1/health\",le=\"0.25\"} 1"
+        ));
+        assert!(text.contains(
+            "memory_plugin_http_request_duration_seconds_bucket{route=\"/v1/health\",le=\"0.5\"} 2"
+        ));
+        assert!(text
+            .contains("memory_plugin_http_request_duration_seconds_count{route=\"/v1/health\"} 2"));
+        assert!(text.contains("memory_plugin_db_pool_max{backend=\"postgres\"} 10"));
+        assert!(text.contains("memory_plugin_db_pool_idle{backend=\"postgres\"} 2"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

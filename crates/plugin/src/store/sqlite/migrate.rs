@@ -1,0 +1,92 @@
+//! Schema migrations of the SQLite store, embedded in the binary and applied
+//! at open.
+//!
+//! `memory_schema_migrations` records each applied version. Every migration
+//! runs in its own `BEGIN IMMEDIATE` transaction that first re-reads the
+//! recorded versions, so two processes opening one new file at the same
+//! moment apply each migration exactly once, and reopening a migrated file
+//! changes nothing.
+
+use crate::store::{StoreError, StoreResult};
+use sqlx::SqlitePool;
+
+/// One embedded migration.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in the order they apply. Append only: an applied
+/// migration is never edited.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "namespaces, records, full-text index",
+    sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+}];
+
+/// The newest schema version this build knows.
+pub(super) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+fn migration_error(version: i64, e: sqlx::Error) -> StoreError {
+    StoreError::Internal(format!("SQLite schema migration {version} failed: {e}"))
+}
+
+/// Creates the version table if needed and applies every migration the
+/// database has not seen yet.
+///
+/// # Errors
+///
+/// `Internal` when a migration fails (nothing of it is kept), or when the
+/// database was migrated by a newer build than this one.
+pub(super) async fn run(pool: &SqlitePool) -> StoreResult<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS memory_schema_migrations (
+             version     INTEGER PRIMARY KEY NOT NULL,
+             description TEXT NOT NULL,
+             applied_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+         )",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| migration_error(0, e))?;
+
+    for migration in MIGRATIONS {
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| migration_error(migration.version, e))?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM memory_schema_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| migration_error(migration.version, e))?;
+        let newest = newest.unwrap_or(0);
+        if newest > latest_version() {
+            return Err(StoreError::Internal(format!(
+                "the SQLite database has schema version {newest}, newer than the {} this build knows; \
+                 run a newer memory-plugin",
+                latest_version()
+            )));
+        }
+        if newest >= migration.version {
+            continue;
+        }
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migration_error(migration.version, e))?;
+        sqlx::query("INSERT INTO memory_schema_migrations (version, description) VALUES (?1, ?2)")
+            .bind(migration.version)
+            .bind(migration.description)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| migration_error(migration.version, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| migration_error(migration.version, e))?;
+    }
+    Ok(())
+}

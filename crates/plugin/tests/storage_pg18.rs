@@ -1,0 +1,183 @@
+//! The shared storage suite on PostgreSQL 18 with pgvector (semantic search
+//! enabled), plus the Postgres-only and pgvector-only checks.
+
+mod common;
+
+use common::postgres as pg;
+use memory_plugin::store::postgres::{PgOptions, PgStore};
+use memory_plugin::store::{Store, StoreError};
+use memory_testkit::TestDb;
+use std::sync::Arc;
+
+async fn fresh_store() -> (Arc<dyn Store>, TestDb) {
+    pg::suite_store(memory_testkit::pg18().await).await
+}
+
+common::storage_suite!(fresh_store());
+
+#[tokio::test]
+async fn embedding_is_a_feature_with_pgvector_and_hnsw_indexed() {
+    let db = memory_testkit::pg18().await;
+    let store = pg::connect(&db, PgOptions::default()).await;
+    let features = store.features();
+    assert!(features.embedding);
+    assert_eq!(features.embedding_dim, 1536);
+    let column_type: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = 'memory_plugin.memory_records'::regclass AND attname = 'embedding'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("embedding column");
+    assert_eq!(column_type, "vector(1536)");
+    let index: String = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes
+         WHERE schemaname = 'memory_plugin' AND indexname = 'memory_records_embedding_hnsw_idx'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("HNSW index");
+    assert!(
+        index.contains("hnsw") && index.contains("vector_cosine_ops"),
+        "{index}"
+    );
+}
+
+#[tokio::test]
+async fn start_with_another_embedding_dimension_fails_clearly() {
+    let db = memory_testkit::pg18().await;
+    let opts = |dim| PgOptions {
+        embedding_dim: dim,
+        ..PgOptions::default()
+    };
+    pg::connect(&db, opts(8)).await;
+    for migrate in [true, false] {
+        let result = PgStore::connect(
+            db.url(),
+            PgOptions {
+                migrate,
+                ..opts(12)
+            },
+        )
+        .await;
+        match result {
+            Err(StoreError::BadRequest(msg)) => {
+                assert!(msg.contains('8') && msg.contains("12"), "{msg}");
+            }
+            other => panic!("expected a dimension error, got {:?}", other.err()),
+        }
+    }
+    // The original dimension still works.
+    assert!(pg::connect(&db, opts(8)).await.features().embedding);
+}
+
+#[tokio::test]
+async fn dimension_above_hnsw_limit_works_without_index() {
+    let db = memory_testkit::pg18().await;
+    let store = pg::connect(
+        &db,
+        PgOptions {
+            embedding_dim: 3000,
+            ..PgOptions::default()
+        },
+    )
+    .await;
+    assert!(store.features().embedding);
+    let store: Arc<dyn Store> = Arc::new(store);
+    common::cases::semantic_search_ranks_nearest_first_or_is_refused(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_migrating_at_once_on_a_fresh_database_both_succeed() {
+    pg::two_stores_migrating_at_once_both_succeed(memory_testkit::pg18().await).await;
+}
+
+#[tokio::test]
+async fn restart_on_migrated_database_keeps_data() {
+    pg::restart_on_migrated_database_keeps_data(memory_testkit::pg18().await).await;
+}
+
+#[tokio::test]
+async fn custom_schema_holds_every_table_and_index() {
+    pg::custom_schema_holds_every_table_and_index(memory_testkit::pg18().await).await;
+}
+
+/// With the planner forced onto the HNSW index, a search of a small
+/// namespace whose rows are far from the probe still finds them: the index
+/// alone would hand back only its nearest candidates (all from the big
+/// namespace) and the filter would leave nothing.
+#[tokio::test]
+async fn semantic_search_of_small_namespace_finds_rows_past_the_hnsw_candidates() {
+    use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite};
+    let db = memory_testkit::pg18().await;
+    let admin = db.connect().await;
+    sqlx::raw_sql(&format!(
+        "ALTER DATABASE \"{0}\" SET enable_seqscan = off; \
+         ALTER DATABASE \"{0}\" SET enable_sort = off;",
+        db.name()
+    ))
+    .execute(&admin)
+    .await
+    .expect("planner settings");
+    let store = pg::connect(&db, pg::suite_options()).await;
+    let dim = store.features().embedding_dim;
+    common::cases::make_namespace(&store, "team:big").await;
+    common::cases::make_namespace(&store, "team:small").await;
+    let vector = |main: usize, noise: f32| {
+        let mut v = vec![0.0f32; dim];
+        v[main] = 1.0;
+        v[(main + 1) % dim] = noise;
+        v
+    };
+    let writes: Vec<BatchWrite> = (0..2000)
+        .map(|i| {
+            let mut w = MemoryWrite::new(format!("big {i}"), MemoryKind::Fact, MemorySource::Agent);
+            w.embedding = Some(vector(0, (i as f32) / 2000.0));
+            BatchWrite {
+                namespace: "team:big".to_string(),
+                write: w,
+            }
+        })
+        .chain((0..3).map(|i| {
+            let mut w =
+                MemoryWrite::new(format!("small {i}"), MemoryKind::Fact, MemorySource::Agent);
+            // Far from the probe, at decreasing similarity.
+            let mut v = vector(5, 0.0);
+            v[0] = 0.3 - 0.1 * i as f32;
+            w.embedding = Some(v);
+            BatchWrite {
+                namespace: "team:small".to_string(),
+                write: w,
+            }
+        }))
+        .collect();
+    let results = store.write_batch(&writes).await.expect("batch");
+    assert!(results.iter().all(|r| r.is_ok()));
+    sqlx::query("ANALYZE memory_records")
+        .execute(store.pool())
+        .await
+        .expect("analyze");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM memory_records WHERE namespace = ANY('{team:small}')
+         ORDER BY embedding <=> (SELECT embedding FROM memory_records LIMIT 1) LIMIT 3",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("explain");
+    assert!(
+        plan.iter().any(|l| l.contains("hnsw")),
+        "the planner should use the HNSW index: {plan:?}"
+    );
+    let found = store
+        .search(&memory_plugin::store::SearchQuery {
+            namespaces: vec!["team:small".to_string()],
+            query: None,
+            kinds: Vec::new(),
+            limit: 3,
+            embedding: Some(vector(0, 0.0)),
+        })
+        .await
+        .expect("search");
+    let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["small 0", "small 1", "small 2"]);
+}
