@@ -326,8 +326,21 @@ pub async fn run(
     if plan.verify == VerifyScope::All {
         orphan_skips(pool, &tree, &mut report).await?;
     }
-    let mut resolver = Resolver::new(tree);
+    // A workspace that is not in the table: its rows are skips, not checks.
     unknown_scope_skips(pool, &workspaces, &mut report).await?;
+    let mut known = Vec::with_capacity(workspaces.len());
+    for ws in workspaces {
+        if tree.get(ws).is_some() {
+            known.push(ws);
+        } else {
+            report
+                .warnings
+                .push(format!("workspace {ws} is not in the workspaces table"));
+            dangling_skips(pool, ws, &mut report).await?;
+        }
+    }
+    let workspaces = known;
+    let mut resolver = Resolver::new(tree);
     let concurrency = plan.effective_concurrency(true).max(2);
     if plugin.caps.list {
         let mut engine = ListEngine::new(&mut report, carry, counters.clone());
@@ -405,6 +418,26 @@ async fn unknown_scope_skips(
                 format!("scope {scope:?} is not LOCAL, TEAM or GLOBAL"),
             );
         }
+    }
+    Ok(())
+}
+
+async fn dangling_skips(pool: &PgPool, ws: Uuid, report: &mut VerifyReport) -> Result<(), LegacyError> {
+    let sql = format!(
+        "SELECT id FROM agent_memories WHERE workspace_id = $1
+           AND {SCOPE_SQL} IN ('LOCAL', 'TEAM', 'GLOBAL') ORDER BY id"
+    );
+    let ids: Vec<Uuid> = sqlx::query_scalar(&sql)
+        .bind(ws)
+        .fetch_all(pool)
+        .await
+        .map_err(LegacyError::query("failed to read rows of an unknown workspace"))?;
+    for id in ids {
+        report.skip(
+            id,
+            SkipReason::DanglingWorkspace,
+            format!("workspace {ws} is not in the workspaces table"),
+        );
     }
     Ok(())
 }

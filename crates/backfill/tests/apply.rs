@@ -506,3 +506,18 @@ async fn a_plugin_that_goes_down_counts_errors_stops_and_fails_the_run() {
     assert_eq!(r.remaining, 2000, "{r}");
     drop((db, pool));
 }
+
+#[tokio::test]
+async fn the_naive_per_row_method_produces_the_same_data_as_apply() {
+    let legacy = Legacy::new().await;
+    let fx = mapping_fixture(&legacy).await;
+    let target = TargetPlugin::start(false).await;
+    let schema = legacy.schema().await;
+    let r = memory_backfill::naive::apply_naive(&legacy.pool, &target.plugin, &schema, u64::MAX)
+        .await
+        .expect("naive run");
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert_eq!(r.written as usize, fx.expected.len());
+    assert_eq!(r.skipped as usize, fx.skipped.len());
+    assert_parity(&legacy, &target, &fx.expected, true).await;
+}

@@ -78,6 +78,16 @@ impl MeasuredChild {
         for (key, value) in env {
             cmd.env(key, value);
         }
+        // If the benchmark itself is killed outright, take the child along
+        // rather than leave a server running.
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let started = Instant::now();
         let child = cmd.spawn()?;
         let pid = child.id() as libc::pid_t;
@@ -263,7 +273,10 @@ mod tests {
         let mut child = MeasuredChild::spawn(
             "bench-child-test",
             Path::new("/bin/sh"),
-            &["-c", "head -c 50331648 /dev/zero | tr '\\0' 'a' | sort -S 64M > /dev/null"],
+            &[
+                "-c",
+                "head -c 50331648 /dev/zero | tr '\\0' 'a' | sort -S 64M > /dev/null",
+            ],
             &[],
             &dir,
         )

@@ -265,7 +265,10 @@ pub async fn search_direct(
     limit: i64,
 ) -> Result<usize> {
     let no_kinds: Vec<String> = Vec::new();
-    let mut query = sqlx::query(sql).bind(namespaces).bind(&no_kinds).bind(limit);
+    let mut query = sqlx::query(sql)
+        .bind(namespaces)
+        .bind(&no_kinds)
+        .bind(limit);
     if let Some(text) = text {
         query = query.bind(text);
     }

@@ -20,12 +20,10 @@ pub mod plugin;
 pub mod report;
 pub mod run;
 pub mod scratch;
+pub mod semantic;
 pub mod sqlite_floors;
 
 /// Prints a progress line on stderr, prefixed with the time.
 pub fn progress(message: &str) {
-    eprintln!(
-        "[{}] {message}",
-        chrono::Utc::now().format("%H:%M:%S")
-    );
+    eprintln!("[{}] {message}", chrono::Utc::now().format("%H:%M:%S"));
 }

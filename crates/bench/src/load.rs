@@ -117,7 +117,11 @@ fn summarise(
         errors,
         first_error,
         seconds,
-        per_second: if seconds > 0.0 { ok as f64 / seconds } else { 0.0 },
+        per_second: if seconds > 0.0 {
+            ok as f64 / seconds
+        } else {
+            0.0
+        },
         p50_ms: percentile(&latencies_us, 50.0) as f64 / 1000.0,
         p99_ms: percentile(&latencies_us, 99.0) as f64 / 1000.0,
     }

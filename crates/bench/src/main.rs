@@ -88,7 +88,10 @@ fn print_outcome(outcome: &Outcome, json: bool, markdown: bool) -> Result<()> {
             text.push_str(&format!("- {note}\n"));
         }
     }
-    text.push_str(&format!("- total run time {:.0} s\n", outcome.total_seconds));
+    text.push_str(&format!(
+        "- total run time {:.0} s\n",
+        outcome.total_seconds
+    ));
     for failure in &outcome.failures {
         text.push_str(&format!("FAILED: {failure}\n"));
     }

@@ -72,7 +72,10 @@ pub async fn migrate_slice(pool: &PgPool, plugin: &PluginHttp, rows: u64) -> Res
             .await
             .with_context(|| format!("naive: lookup of workspace {workspace_id} failed"))?;
         let (namespace, kind) = match scope.as_str() {
-            "LOCAL" => (format!("workspace:{workspace_id}"), NamespaceKind::Workspace),
+            "LOCAL" => (
+                format!("workspace:{workspace_id}"),
+                NamespaceKind::Workspace,
+            ),
             "TEAM" => (
                 format!("team:{}", team_id.unwrap_or(workspace_id)),
                 NamespaceKind::Team,

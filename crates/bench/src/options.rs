@@ -36,20 +36,21 @@ pub struct Options {
     pub workspaces: Option<u64>,
 
     /// Rows of the SQLite search table, loaded through the batch route
-    /// [default: same as --rows]. Postgres searches run on the backfilled table.
+    /// [default: same as --rows; quick: 5000]. Postgres searches run on the
+    /// backfilled table of --rows rows.
     #[arg(long, value_name = "N")]
     pub search_rows: Option<u64>,
 
     /// Rows migrated by the naive per-row method before extrapolating
-    /// [default: 20000; quick: 500].
+    /// [default: 20000; quick: 200].
     #[arg(long, value_name = "N")]
     pub naive_rows: Option<u64>,
 
-    /// Most operations per concurrency level of the commit load [default: 20000; quick: 300].
+    /// Most operations per concurrency level of the commit load [default: 20000; quick: 200].
     #[arg(long, value_name = "N")]
     pub commit_ops: Option<u64>,
 
-    /// Longest time per concurrency level of the commit load, in seconds [default: 10; quick: 2].
+    /// Longest time per concurrency level of the commit load, in seconds [default: 10; quick: 1].
     #[arg(long, value_name = "SECONDS")]
     pub commit_seconds: Option<f64>,
 
@@ -76,9 +77,19 @@ pub struct Options {
     #[arg(long)]
     pub no_build: bool,
 
-    /// Also measure semantic search on a PostgreSQL 18 cluster with pgvector,
-    /// given by its admin URL.
-    #[arg(long, value_name = "URL", env = "MEMORY_BENCH_PG18_URL", hide_env_values = true)]
+    /// Also measure semantic search, on the shared PostgreSQL 18 cluster with
+    /// pgvector that memory-testkit provides (set up on first use).
+    #[arg(long)]
+    pub semantic: bool,
+
+    /// Measure semantic search on this PostgreSQL server with pgvector
+    /// (admin URL) instead of memory-testkit's cluster; implies --semantic.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MEMORY_BENCH_PG18_URL",
+        hide_env_values = true
+    )]
     pub pg18_url: Option<String>,
 
     /// Rows of the semantic-search table on PostgreSQL 18 [default: 100000; quick: 2000].
@@ -118,6 +129,7 @@ pub struct Plan {
     pub bin_dir: Option<PathBuf>,
     pub build: bool,
     pub pg18_url: Option<url::Url>,
+    pub semantic: bool,
     pub semantic_rows: u64,
     pub embedding_dim: usize,
     pub fail_on_miss: bool,
@@ -138,14 +150,19 @@ impl Options {
         };
         let rows = pick(self.rows, 1_000_000, 20_000);
         let workspaces = pick(self.workspaces, 10_000, 200);
-        let search_rows = self.search_rows.unwrap_or(rows);
-        let naive_rows = pick(self.naive_rows, 20_000, 500);
-        let commit_ops = pick(self.commit_ops, 20_000, 300);
+        let search_rows = self
+            .search_rows
+            .unwrap_or(if quick { rows.min(5_000) } else { rows });
+        let naive_rows = match self.naive_rows {
+            Some(n) => n,
+            None => (if quick { 200 } else { 20_000 }).min(rows),
+        };
+        let commit_ops = pick(self.commit_ops, 20_000, 200);
         let search_requests = pick(self.search_requests, 500, 40);
         let semantic_rows = pick(self.semantic_rows, 100_000, 2_000);
         let commit_seconds = self
             .commit_seconds
-            .unwrap_or(if quick { 2.0 } else { 10.0 });
+            .unwrap_or(if quick { 1.0 } else { 10.0 });
 
         if rows == 0 {
             return Err("--rows must be at least 1".into());
@@ -201,6 +218,7 @@ impl Options {
             database_url,
             bin_dir: self.bin_dir,
             build: !self.no_build,
+            semantic: self.semantic || pg18_url.is_some(),
             pg18_url,
             semantic_rows,
             embedding_dim: self.embedding_dim,
@@ -213,8 +231,9 @@ impl Options {
 
 /// Parses a Postgres URL; the error never repeats the URL (it may hold a password).
 fn parse_postgres_url(flag: &str, raw: &str) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(raw.trim())
-        .map_err(|e| format!("{flag} is not a valid URL ({e}); expected postgres://user@host:port/db"))?;
+    let parsed = url::Url::parse(raw.trim()).map_err(|e| {
+        format!("{flag} is not a valid URL ({e}); expected postgres://user@host:port/db")
+    })?;
     match parsed.scheme() {
         "postgres" | "postgresql" => {}
         other => {
@@ -269,13 +288,24 @@ mod tests {
         assert_eq!(p.workspaces, 200);
         assert!(p.naive_rows <= p.rows);
         assert!(p.commit_time <= Duration::from_secs(2));
+        assert!(p.search_rows <= 5_000);
         assert!(!p.fail_on_miss);
     }
 
     #[test]
     fn explicit_sizes_win_over_quick() {
-        let p = plan(&["--quick", "--rows", "5000", "--workspaces=50", "--naive-rows=100"]).unwrap();
-        assert_eq!((p.rows, p.workspaces, p.naive_rows, p.search_rows), (5000, 50, 100, 5000));
+        let p = plan(&[
+            "--quick",
+            "--rows",
+            "5000",
+            "--workspaces=50",
+            "--naive-rows=100",
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.rows, p.workspaces, p.naive_rows, p.search_rows),
+            (5000, 50, 100, 5000)
+        );
     }
 
     #[test]

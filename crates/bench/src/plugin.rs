@@ -167,7 +167,10 @@ impl PluginHttp {
     pub async fn write(&self, namespace: &str, write: &MemoryWrite) -> Result<()> {
         let resp = self
             .http
-            .post(format!("{}/v1/namespaces/{namespace}/memories", self.base_url))
+            .post(format!(
+                "{}/v1/namespaces/{namespace}/memories",
+                self.base_url
+            ))
             .json(write)
             .send()
             .await?;

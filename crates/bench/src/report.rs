@@ -147,14 +147,15 @@ pub fn format_value(value: f64, unit: Unit) -> String {
 /// `1234567` as `1,234,567`.
 pub fn group_digits(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    let mut groups: Vec<&str> = Vec::new();
+    let mut end = digits.len();
+    while end > 3 {
+        groups.push(&digits[end - 3..end]);
+        end -= 3;
     }
-    out
+    groups.push(&digits[..end]);
+    groups.reverse();
+    groups.join(",")
 }
 
 fn trim_float(v: f64) -> String {
@@ -220,7 +221,9 @@ pub fn render_table(figures: &[Figure]) -> String {
 
 /// Renders the figures as a Markdown table.
 pub fn render_markdown(figures: &[Figure]) -> String {
-    let mut out = String::from("| | figure | value | floor | ratio | target | met? |\n|---|---|---:|---:|---:|---|---|\n");
+    let mut out = String::from(
+        "| | figure | value | floor | ratio | target | met? |\n|---|---|---:|---:|---:|---|---|\n",
+    );
     for f in figures {
         let _ = writeln!(
             out,

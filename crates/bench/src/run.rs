@@ -17,6 +17,7 @@ use crate::options::Plan;
 use crate::plugin::{PluginHttp, PluginProcess};
 use crate::report::{Figure, Target, Unit};
 use crate::scratch::ScratchDb;
+use crate::semantic::{self, Pg18Database, SemanticSetup};
 use crate::sqlite_floors::{self, SqliteFloor};
 use crate::{naive, progress};
 use anyhow::{bail, Context, Result};
@@ -67,7 +68,10 @@ pub struct Outcome {
 impl Outcome {
     /// Figures whose target was missed.
     pub fn misses(&self) -> Vec<&Figure> {
-        self.figures.iter().filter(|f| f.met == Some(false)).collect()
+        self.figures
+            .iter()
+            .filter(|f| f.met == Some(false))
+            .collect()
     }
 }
 
@@ -255,7 +259,13 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     let plugin = start_pg_plugin(&ctx, PLUGIN_SCHEMA, "plugin-postgres").await?;
     checkpoint(&pool).await;
     progress("(b) memory-backfill -apply");
-    let apply = run_backfill(&ctx, "backfill-apply", &["-apply", "--json"], plugin.base_url()).await?;
+    let apply = run_backfill(
+        &ctx,
+        "backfill-apply",
+        &["-apply", "--json"],
+        plugin.base_url(),
+    )
+    .await?;
     if !apply.exit.success() {
         out.failures.push(format!(
             "memory-backfill -apply ended with {}: {}",
@@ -263,8 +273,10 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             apply.stderr_tail
         ));
     }
+    // Rows in the mapped namespaces only: the backfill keeps its checkpoint
+    // in a `custom:` namespace of the plugin.
     let migrated: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM {PLUGIN_SCHEMA}.memory_records"
+        "SELECT count(*) FROM {PLUGIN_SCHEMA}.memory_records WHERE namespace NOT LIKE 'custom:%'"
     ))
     .fetch_one(&pool)
     .await?;
@@ -296,14 +308,25 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         copy.rows as f64 / floor_secs.max(1e-9),
     ));
     out.figures.push(
-        Figure::plain("b", "backfill -apply peak RSS", apply.exit.peak_rss_bytes as f64, Unit::Bytes)
-            .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
+        Figure::plain(
+            "b",
+            "backfill -apply peak RSS",
+            apply.exit.peak_rss_bytes as f64,
+            Unit::Bytes,
+        )
+        .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
     );
 
     // (d) verify -all against the anti-join.
     checkpoint(&pool).await;
     progress("(d) memory-backfill -verify -all");
-    let verify = run_backfill(&ctx, "backfill-verify", &["-verify", "-all", "--json"], plugin.base_url()).await?;
+    let verify = run_backfill(
+        &ctx,
+        "backfill-verify",
+        &["-verify", "-all", "--json"],
+        plugin.base_url(),
+    )
+    .await?;
     if !verify.exit.success() {
         out.failures.push(format!(
             "memory-backfill -verify -all ended with {}: {}",
@@ -331,12 +354,20 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         .with_target(Target::RatioAtMost(3.0)),
     );
     out.figures.push(
-        Figure::plain("d", "backfill -verify -all peak RSS", verify.exit.peak_rss_bytes as f64, Unit::Bytes)
-            .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
+        Figure::plain(
+            "d",
+            "backfill -verify -all peak RSS",
+            verify.exit.peak_rss_bytes as f64,
+            Unit::Bytes,
+        )
+        .with_target(Target::ValueBelow(BACKFILL_RSS_TARGET)),
     );
 
     // (c) the naive per-row method on a slice, on its own plugin schema.
-    progress(&format!("(c) naive per-row method on {} rows", plan.naive_rows));
+    progress(&format!(
+        "(c) naive per-row method on {} rows",
+        plan.naive_rows
+    ));
     let naive_plugin = start_pg_plugin(&ctx, NAIVE_SCHEMA, "plugin-naive").await?;
     let naive_run = naive::migrate_slice(&pool, &naive_plugin.handle(), plan.naive_rows).await;
     naive_plugin.stop().await;
@@ -371,14 +402,8 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     let search_pool = floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, 1).await?;
     for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
         progress(&format!("(f) Postgres search, {} mode", mode.name()));
-        let (via_plugin, direct) = measure_search_pg(
-            plan,
-            &plugin.handle(),
-            &search_pool,
-            mode,
-            &namespace_sets,
-        )
-        .await;
+        let (via_plugin, direct) =
+            measure_search_pg(plan, &plugin.handle(), &search_pool, mode, &namespace_sets).await;
         push_latency_figures(
             &mut out,
             "f",
@@ -399,7 +424,14 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     let write_namespaces = Arc::new(write_namespaces);
     for &clients in &plan.commit_levels {
         progress(&format!("(e) Postgres commits, {clients} clients"));
-        let via_plugin = commit_load_plugin(plan, &plugin.handle(), clients, &write_namespaces, &contents).await;
+        let via_plugin = commit_load_plugin(
+            plan,
+            &plugin.handle(),
+            clients,
+            &write_namespaces,
+            &contents,
+        )
+        .await;
         let direct_pool =
             floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, clients as u32).await?;
         let direct = {
@@ -443,7 +475,25 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     ));
 
     // (g) the same plugin figures on SQLite.
-    sqlite_figures(&ctx, &pool, &namespace_sets, &write_namespaces, &contents, &mut out).await?;
+    sqlite_figures(
+        &ctx,
+        &pool,
+        &namespace_sets,
+        &write_namespaces,
+        &contents,
+        &mut out,
+    )
+    .await?;
+
+    // Semantic search, where a server with pgvector is available.
+    if plan.semantic {
+        semantic_figures(&ctx, &pool, &namespace_sets, &mut out).await?;
+    } else {
+        out.notes.push(
+            "semantic search not measured (run with --semantic or --pg18-url for PostgreSQL 18 with pgvector)"
+                .into(),
+        );
+    }
 
     pool.close().await;
     Ok(out)
@@ -457,7 +507,10 @@ async fn start_pg_plugin(ctx: &Ctx, schema: &str, label: &str) -> Result<PluginP
         ctx.scratch.url().as_str(),
         &[
             ("MEMORY_PLUGIN_SCHEMA", schema.to_string()),
-            ("MEMORY_PLUGIN_MAX_CONNECTIONS", PLUGIN_MAX_CONNECTIONS.to_string()),
+            (
+                "MEMORY_PLUGIN_MAX_CONNECTIONS",
+                PLUGIN_MAX_CONNECTIONS.to_string(),
+            ),
         ],
         &ctx.work_dir,
     )
@@ -481,7 +534,12 @@ struct BackfillRun {
     stderr_tail: String,
 }
 
-async fn run_backfill(ctx: &Ctx, label: &str, args: &[&str], plugin_url: &str) -> Result<BackfillRun> {
+async fn run_backfill(
+    ctx: &Ctx,
+    label: &str,
+    args: &[&str],
+    plugin_url: &str,
+) -> Result<BackfillRun> {
     let mut child = MeasuredChild::spawn(
         label,
         &ctx.bins.backfill,
@@ -713,10 +771,12 @@ async fn sqlite_figures(
     .await?;
     let http = plugin.handle();
     let rows = plan.search_rows.min(plan.rows);
-    progress(&format!("(g) loading {rows} rows into SQLite through the batch route"));
+    progress(&format!(
+        "(g) loading {rows} rows into SQLite through the batch route"
+    ));
     let load_started = Instant::now();
     create_all_namespaces(pool, &http).await?;
-    let loaded = load_through_batches(pool, &http, rows).await?;
+    let loaded = load_through_batches(pool, &http, rows, |_| None).await?;
     let load_secs = load_started.elapsed().as_secs_f64();
     out.figures.push(
         Figure::plain(
@@ -843,7 +903,7 @@ async fn sqlite_figures(
 }
 
 /// Creates every namespace the mapping can produce, eight requests at a time.
-async fn create_all_namespaces(pool: &PgPool, http: &PluginHttp) -> Result<()> {
+pub(crate) async fn create_all_namespaces(pool: &PgPool, http: &PluginHttp) -> Result<()> {
     let names: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT name, kind FROM bench_floor.bench_resolved r,
              LATERAL (VALUES ('workspace:' || r.workspace_id, 'workspace'),
@@ -873,8 +933,14 @@ async fn create_all_namespaces(pool: &PgPool, http: &PluginHttp) -> Result<()> {
 }
 
 /// Streams the first `rows` legacy rows (by id), mapped in SQL, into the
-/// plugin in batches of 1000 with two requests in flight.
-async fn load_through_batches(pool: &PgPool, http: &PluginHttp, rows: u64) -> Result<u64> {
+/// plugin in batches of 1000 with two requests in flight; `embedding_for`
+/// gives each row's embedding, if any.
+pub(crate) async fn load_through_batches(
+    pool: &PgPool,
+    http: &PluginHttp,
+    rows: u64,
+    mut embedding_for: impl FnMut(Uuid) -> Option<Vec<f32>>,
+) -> Result<u64> {
     type Mapped = (Uuid, String, String, chrono::DateTime<chrono::Utc>);
     const PAGE: i64 = 1000;
     let mut after = Uuid::nil();
@@ -908,9 +974,11 @@ async fn load_through_batches(pool: &PgPool, http: &PluginHttp, rows: u64) -> Re
             writes: page
                 .into_iter()
                 .map(|(id, namespace, content, created_at)| {
-                    let mut write = MemoryWrite::new(content, MemoryKind::Fact, MemorySource::Agent);
+                    let mut write =
+                        MemoryWrite::new(content, MemoryKind::Fact, MemorySource::Agent);
                     write.id = Some(id);
                     write.created_at = Some(created_at);
+                    write.embedding = embedding_for(id);
                     BatchWrite { namespace, write }
                 })
                 .collect(),
@@ -927,4 +995,61 @@ async fn load_through_batches(pool: &PgPool, http: &PluginHttp, rows: u64) -> Re
         done?;
     }
     Ok(sent)
+}
+
+/// Semantic-search figures on PostgreSQL 18 with pgvector.
+async fn semantic_figures(
+    ctx: &Ctx,
+    pool: &PgPool,
+    namespace_sets: &[Vec<String>],
+    out: &mut Outcome,
+) -> Result<()> {
+    let plan = &ctx.plan;
+    progress("(f) semantic search on PostgreSQL 18 with pgvector: preparing the database");
+    let db = Pg18Database::create(plan.pg18_url.as_ref()).await?;
+    let result = async {
+        let url = db.url()?;
+        let rows = plan.semantic_rows.min(plan.rows);
+        progress(&format!(
+            "(f) loading {rows} rows with {}-dimension embeddings through the batch route",
+            plan.embedding_dim
+        ));
+        semantic::measure(SemanticSetup {
+            plugin_binary: &ctx.bins.plugin,
+            log_dir: &ctx.work_dir,
+            database_url: &url,
+            legacy: pool,
+            rows,
+            dim: plan.embedding_dim,
+            requests: plan.search_requests,
+            quick: plan.quick,
+            namespace_sets,
+        })
+        .await
+    }
+    .await;
+    db.drop_database().await;
+    let result = result?;
+    push_latency_figures(
+        out,
+        "f",
+        &format!(
+            "PG18 search semantic ({} rows, dim {})",
+            result.rows, plan.embedding_dim
+        ),
+        &result.via_plugin,
+        &result.direct,
+        "direct SQL",
+    );
+    out.figures.push(Figure::plain(
+        "h",
+        "plugin (PG18, pgvector) peak RSS",
+        result.plugin_peak_rss as f64,
+        Unit::Bytes,
+    ));
+    out.notes.push(format!(
+        "semantic: {} rows with random unit vectors loaded in {:.1} s on PostgreSQL 18 with pgvector (HNSW index)",
+        result.rows, result.load_seconds
+    ));
+    Ok(())
 }

@@ -32,10 +32,12 @@ impl ScratchDb {
         drop_stale(&mut admin).await;
         let secs = chrono::Utc::now().timestamp();
         let name = format!("{SCRATCH_PREFIX}{}_{secs}", std::process::id());
-        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"))
-            .execute(&mut admin)
-            .await
-            .with_context(|| format!("failed to create scratch database {name}"))?;
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
+        ))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("failed to create scratch database {name}"))?;
         let _ = admin.close().await;
         let mut url = admin_url.clone();
         url.set_path(&format!("/{name}"));
@@ -106,7 +108,12 @@ async fn connect_admin(admin_url: &url::Url) -> Result<PgConnection> {
     let opts = connect_options(admin_url)?;
     tokio::time::timeout(Duration::from_secs(15), PgConnection::connect_with(&opts))
         .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", crate::options::redact_url(admin_url)))?
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "timed out connecting to {}",
+                crate::options::redact_url(admin_url)
+            )
+        })?
         .with_context(|| {
             format!(
                 "cannot connect to PostgreSQL at {} (set --database-url)",

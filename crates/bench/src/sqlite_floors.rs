@@ -7,7 +7,9 @@
 
 use crate::floors::Mode;
 use anyhow::{Context, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
@@ -161,7 +163,14 @@ pub fn search_argument(mode: Mode, text: Option<&str>) -> Option<String> {
             variants.dedup();
             let patterns: Vec<String> = variants
                 .into_iter()
-                .map(|v| format!("%{}%", v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+                .map(|v| {
+                    format!(
+                        "%{}%",
+                        v.replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_")
+                    )
+                })
                 .collect();
             Some(serde_json::Value::from(patterns).to_string())
         }

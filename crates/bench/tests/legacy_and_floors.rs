@@ -48,7 +48,10 @@ async fn generated_legacy_data_has_the_documented_shape() {
     assert!((share(stats.team_rows) - 0.20).abs() < 0.02, "{stats:?}");
     assert!((share(stats.global_rows) - 0.10).abs() < 0.02, "{stats:?}");
     assert!(stats.min_chars >= 50 && stats.max_chars <= 500, "{stats:?}");
-    assert!(stats.avg_chars > 200.0 && stats.avg_chars < 350.0, "{stats:?}");
+    assert!(
+        stats.avg_chars > 200.0 && stats.avg_chars < 350.0,
+        "{stats:?}"
+    );
 
     // Contents vary: nearly every row is distinct.
     let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT content) FROM agent_memories")
@@ -128,7 +131,11 @@ async fn floor_copy_maps_scopes_to_workspace_team_and_org_namespaces() {
         .await
         .unwrap();
     let anti = floors::anti_join(&pool, "bench_floor").await.unwrap();
-    assert!(anti.mismatches >= 7 && anti.mismatches <= 10, "{}", anti.mismatches);
+    assert!(
+        anti.mismatches >= 7 && anti.mismatches <= 10,
+        "{}",
+        anti.mismatches
+    );
 
     // Search sets name three namespaces of workspaces that hold memories.
     let sets = floors::search_namespace_sets(&pool, 10).await.unwrap();

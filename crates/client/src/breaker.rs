@@ -69,9 +69,15 @@ impl Clock for ManualClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     /// Requests flow; `failures` consecutive failures so far.
-    Closed { failures: u32 },
+    Closed {
+        /// Failures counted since the last success.
+        failures: u32,
+    },
     /// Calls fail fast for this much longer.
-    Open { remaining: Duration },
+    Open {
+        /// Time left before the next probe may go.
+        remaining: Duration,
+    },
     /// One probe may go (or is going) through.
     HalfOpen,
 }

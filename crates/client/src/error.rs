@@ -15,7 +15,12 @@ pub enum ClientError {
     /// error envelope, `error` is synthesised from the status (see
     /// [`ClientError::is_synthesized`]).
     #[error("plugin answered {status}: {error}")]
-    Api { status: u16, error: ErrorEnvelope },
+    Api {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The plugin's error envelope (or one made from the status).
+        error: ErrorEnvelope,
+    },
     /// The request could not be sent or its answer not read.
     #[error("transport error: {0}")]
     Transport(String),
@@ -29,7 +34,12 @@ pub enum ClientError {
     CircuitOpen,
     /// A success answer whose body is not what the contract promises.
     #[error("cannot decode the plugin's {status} answer: {message}")]
-    Decode { status: u16, message: String },
+    Decode {
+        /// HTTP status of the answer.
+        status: u16,
+        /// What was wrong with the body, with its first characters.
+        message: String,
+    },
     /// The plugin's capability snapshot lacks the extension this call needs.
     #[error("the plugin does not advertise the {0:?} capability")]
     Unsupported(String),

@@ -8,6 +8,8 @@
 //! whether it passed or not. The binary `memory-plugin-conformance` prints
 //! the report; tests call [`run`] directly.
 
+#![warn(missing_docs)]
+
 mod checks;
 mod context;
 mod outcome;
@@ -64,7 +66,12 @@ pub enum SuiteError {
     Config(String),
     /// `--only` names a check that does not exist.
     #[error("unknown check {name:?}; known checks: {known}")]
-    UnknownCheck { name: String, known: String },
+    UnknownCheck {
+        /// The name given.
+        name: String,
+        /// Every known name, comma-separated.
+        known: String,
+    },
 }
 
 /// Runs the suite and returns its report. Plugin misbehaviour of any kind

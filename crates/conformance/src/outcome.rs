@@ -7,7 +7,9 @@ use serde::Serialize;
 /// What a check expected and what the plugin did instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
+    /// What the contract wants.
     pub expected: String,
+    /// What the plugin did.
     pub seen: String,
 }
 

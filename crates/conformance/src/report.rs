@@ -10,15 +10,20 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
+    /// The plugin did what the check wants.
     Pass,
+    /// The plugin broke the rule the check tests.
     Fail,
+    /// Not run: a capability is not advertised or health is unreadable.
     Skip,
 }
 
 /// One check's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The check's name.
     pub name: &'static str,
+    /// How it ended.
     pub status: CheckStatus,
     /// Why it was skipped, or a note on a pass.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,7 +34,9 @@ pub struct CheckReport {
     /// On failure: what the plugin did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seen: Option<String>,
+    /// What the check means.
     pub about: &'static str,
+    /// How long it took, cleanup included.
     pub duration_ms: u64,
 }
 
@@ -76,20 +83,30 @@ impl CheckReport {
 /// Counts over all checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Checks that passed.
     pub passed: usize,
+    /// Checks that failed.
     pub failed: usize,
+    /// Checks that were skipped.
     pub skipped: usize,
+    /// Checks reported.
     pub total: usize,
+    /// Length of the whole run.
     pub duration_ms: u64,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The plugin's base URL (password masked).
     pub url: String,
+    /// The run's unique id, part of every namespace name it used.
     pub run_id: String,
+    /// What `/v1/health` advertised.
     pub capabilities: Vec<String>,
+    /// One entry per check, in run order.
     pub checks: Vec<CheckReport>,
+    /// Counts.
     pub summary: Summary,
 }
 

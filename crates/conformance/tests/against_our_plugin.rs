@@ -17,10 +17,14 @@ fn assert_all_pass(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_passes_against_sqlite_plugin() {
-    let plugin = common::sqlite_plugin(ServerConfig::default()).await;
-    let report = run(&SuiteConfig::new(plugin.url()))
-        .await
-        .expect("suite runs");
+    let plugin = common::sqlite_plugin(ServerConfig {
+        token: Some("sqlite-token".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut config = SuiteConfig::new(plugin.url());
+    config.token = Some("sqlite-token".into());
+    let report = run(&config).await.expect("suite runs");
     assert_all_pass(&report);
     assert_eq!(report.summary.skipped, 0, "{}", report.text());
 }
@@ -38,10 +42,14 @@ async fn suite_passes_against_postgres15_plugin_and_skips_embedding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_passes_against_postgres18_plugin_with_embedding() {
-    let plugin = common::pg18_plugin(ServerConfig::default()).await;
-    let report = run(&SuiteConfig::new(plugin.url()))
-        .await
-        .expect("suite runs");
+    let plugin = common::pg18_plugin(ServerConfig {
+        token: Some("pg18-token".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut config = SuiteConfig::new(plugin.url());
+    config.token = Some("pg18-token".into());
+    let report = run(&config).await.expect("suite runs");
     assert_all_pass(&report);
     assert_eq!(report.summary.skipped, 0, "{}", report.text());
 }

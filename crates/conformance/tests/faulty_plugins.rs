@@ -253,3 +253,21 @@ async fn dropping_propagation_fails_propagation_round_trip() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_ignoring_the_token_fails_token_enforced() {
+    // Our plugin started without a token accepts any request: to a suite
+    // that was given a token, that is a plugin not enforcing it.
+    let plugin = common::sqlite_plugin(ServerConfig::default()).await;
+    let mut config = SuiteConfig::new(plugin.url());
+    config.token = Some("expected-token".into());
+    config.only = vec!["token_enforced".into()];
+    let report = run(&config).await.expect("suite runs");
+    let check = report.check("token_enforced").expect("ran");
+    assert_eq!(check.status, CheckStatus::Fail, "{}", report.text());
+    assert!(
+        check.line().contains("without the token"),
+        "{}",
+        check.line()
+    );
+}

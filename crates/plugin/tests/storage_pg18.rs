@@ -181,3 +181,66 @@ async fn semantic_search_of_small_namespace_finds_rows_past_the_hnsw_candidates(
     let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, ["small 0", "small 1", "small 2"]);
 }
+
+/// Above the exact-search threshold the HNSW index serves the search (with
+/// iterative scanning); an exact match planted among many rows ranks first.
+#[tokio::test]
+async fn semantic_search_of_large_namespace_uses_the_index_and_finds_the_nearest() {
+    use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite};
+    let db = memory_testkit::pg18().await;
+    let store = pg::connect(&db, pg::suite_options()).await;
+    let dim = store.features().embedding_dim;
+    common::cases::make_namespace(&store, "org:large").await;
+    let pseudo_random = |seed: usize| -> Vec<f32> {
+        let mut x = (seed as u64 + 1).wrapping_mul(0x9e3779b97f4a7c15);
+        (0..dim)
+            .map(|_| {
+                x ^= x >> 31;
+                x = x.wrapping_mul(0xbf58476d1ce4e5b9);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    };
+    let probe = pseudo_random(999_999);
+    let mut writes: Vec<BatchWrite> = (0..10_500)
+        .map(|i| {
+            let mut w = MemoryWrite::new(format!("row {i}"), MemoryKind::Fact, MemorySource::Agent);
+            w.embedding = Some(pseudo_random(i));
+            BatchWrite {
+                namespace: "org:large".to_string(),
+                write: w,
+            }
+        })
+        .collect();
+    writes[7_777].write.embedding = Some(probe.clone());
+    writes[7_777].write.content = "the planted match".to_string();
+    // Building the index once after the load is much faster than growing
+    // it row by row.
+    sqlx::query("DROP INDEX memory_records_embedding_hnsw_idx")
+        .execute(store.pool())
+        .await
+        .expect("drop index");
+    for chunk in writes.chunks(1000) {
+        let results = store.write_batch(chunk).await.expect("batch");
+        assert!(results.iter().all(|r| r.is_ok()));
+    }
+    sqlx::raw_sql(include_str!("../migrations/postgres/embedding_index.sql"))
+        .execute(store.pool())
+        .await
+        .expect("create index");
+    let found = store
+        .search(&memory_plugin::store::SearchQuery {
+            namespaces: vec!["org:large".to_string()],
+            query: None,
+            kinds: Vec::new(),
+            limit: 5,
+            embedding: Some(probe),
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 5);
+    assert_eq!(found[0].content, "the planted match");
+    let score = found[0].score.expect("score");
+    assert!((score - 1.0).abs() < 1e-5, "score {score}");
+    assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
+}

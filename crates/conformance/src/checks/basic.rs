@@ -248,3 +248,34 @@ pub(crate) async fn namespace_delete(ctx: &CheckCtx) -> CheckResult {
     )?;
     pass()
 }
+
+/// With a token configured, a request without it is refused with 401 and
+/// the envelope, and nothing is created.
+pub(crate) async fn token_enforced(ctx: &CheckCtx) -> CheckResult {
+    if ctx.suite.token.is_none() {
+        return Ok(crate::outcome::Verdict::Skip(
+            "no --token given; run with the plugin's token to check that it is enforced".into(),
+        ));
+    }
+    let name = ctx.name("ns");
+    let url = ctx.suite.url(&["v1", "namespaces", &name]);
+    let answer = ctx
+        .suite
+        .raw
+        .put(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(r#"{"kind": "custom"}"#)
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::new(
+                "an answer to a PUT without token",
+                e.without_url().to_string(),
+            )
+        })?;
+    let status = answer.status().as_u16();
+    let body = answer.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    let answer = crate::context::RawAnswer { status, body };
+    expect_error("a PUT without the token", &answer, &[401, 403], None)?;
+    pass()
+}

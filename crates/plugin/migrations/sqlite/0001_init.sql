@@ -34,9 +34,11 @@ CREATE TABLE memory_records (
     -- Opaque JSON text, NULL when absent.
     propagation TEXT,
     pin         INTEGER NOT NULL DEFAULT 0 CHECK (pin IN (0, 1)),
-    -- Little-endian f32 components; compared in process by cosine similarity.
-    embedding   BLOB,
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    -- Little-endian f32 components; compared in process by cosine
+    -- similarity. Last in the row: a 1536-dimension vector spills onto
+    -- overflow pages, and columns after it would cost reading those pages.
+    embedding   BLOB
 );
 
 -- "Namespace, newest first" (the default search order) and the foreign key's

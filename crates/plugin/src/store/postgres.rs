@@ -39,6 +39,10 @@ const EMBEDDING_COLUMN_SQL: &str = include_str!("../../migrations/postgres/embed
 /// HNSW index on `embedding`.
 const EMBEDDING_INDEX_SQL: &str = include_str!("../../migrations/postgres/embedding_index.sql");
 
+/// Semantic search compares every candidate exactly up to this many rows
+/// with an embedding in the searched namespaces, and uses HNSW above it.
+const EXACT_SEARCH_MAX_ROWS: i64 = 10_000;
+
 /// pgvector's largest dimension for an HNSW index on `vector`.
 const HNSW_MAX_DIM: usize = 2000;
 
@@ -267,6 +271,13 @@ impl PgStore {
     }
 
     /// Semantic mode: nearest embeddings first, score = 1 - cosine distance.
+    ///
+    /// HNSW is approximate, and filtering its candidates by namespace can
+    /// miss rows of a small namespace entirely. So when the searched
+    /// namespaces hold at most [`EXACT_SEARCH_MAX_ROWS`] rows with an
+    /// embedding, every one is compared (exact); only above that does the
+    /// HNSW index serve the search, with iterative scanning where pgvector
+    /// has it.
     async fn semantic_search(
         &self,
         query: &SearchQuery,
@@ -278,30 +289,58 @@ impl PgStore {
             .begin()
             .await
             .map_err(|e| db_error("cannot begin search", e))?;
-        if self.iterative_scan {
-            // An HNSW scan alone yields its ef_search nearest rows and then
-            // filters them, which can leave a small namespace with too few
-            // results; iterative scanning goes on until LIMIT rows match,
-            // in exact distance order.
-            sqlx::query("SET LOCAL hnsw.iterative_scan = strict_order")
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error("cannot configure search", e))?;
-        }
-        let rows = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
-             FROM memory_records
-             WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
-             ORDER BY embedding <=> $4::vector, id
-             LIMIT $3"
+        let candidates: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM (
+                 SELECT 1 FROM memory_records
+                 WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
+                 LIMIT $3
+             ) AS bounded"
         ))
         .bind(&query.namespaces)
         .bind(kinds)
-        .bind(i64::from(query.limit))
-        .bind(vector_literal(embedding))
-        .fetch_all(&mut *tx)
+        .bind(EXACT_SEARCH_MAX_ROWS + 1)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| db_error("search failed", e))?;
+        let sql = if candidates <= EXACT_SEARCH_MAX_ROWS {
+            // MATERIALIZED keeps the planner from ordering by the HNSW index.
+            format!(
+                "WITH candidates AS MATERIALIZED (
+                     SELECT {MEMORY_COLUMNS}, embedding <=> $4::vector AS distance
+                     FROM memory_records
+                     WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
+                 )
+                 SELECT {MEMORY_COLUMNS}, 1 - distance AS score
+                 FROM candidates
+                 ORDER BY distance, id
+                 LIMIT $3"
+            )
+        } else {
+            if self.iterative_scan {
+                // Without it an HNSW scan yields its ef_search nearest rows
+                // and then filters them; iterative scanning goes on until
+                // LIMIT rows match, in exact distance order.
+                sqlx::query("SET LOCAL hnsw.iterative_scan = strict_order")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error("cannot configure search", e))?;
+            }
+            format!(
+                "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
+                 FROM memory_records
+                 WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
+                 ORDER BY embedding <=> $4::vector
+                 LIMIT $3"
+            )
+        };
+        let rows = sqlx::query(&sql)
+            .bind(&query.namespaces)
+            .bind(kinds)
+            .bind(i64::from(query.limit))
+            .bind(vector_literal(embedding))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error("search failed", e))?;
         tx.commit()
             .await
             .map_err(|e| db_error("search failed", e))?;

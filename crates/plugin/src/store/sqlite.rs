@@ -32,6 +32,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -47,6 +48,13 @@ const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Most reader connections of a file database.
 const MAX_READERS: u32 = 8;
+
+/// Page cache of the writer connection, in KiB (negative: a size, not a
+/// page count, in SQLite's terms).
+const WRITER_CACHE_KIB: &str = "-32768";
+
+/// Page cache of each reader connection, in KiB.
+const READER_CACHE_KIB: &str = "-8192";
 
 /// Rows the sweep deletes per statement, so that queued writes get the
 /// writer between chunks instead of waiting for one huge delete.
@@ -157,24 +165,57 @@ fn json_list<T: AsRef<str>>(items: &[T]) -> String {
     serde_json::Value::from(items.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).to_string()
 }
 
-/// Checks that namespace `name` exists and has not expired at `now`.
-async fn require_live_namespace(
+/// Whether a namespace can be written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NamespaceState {
+    Live,
+    Absent,
+    Expired,
+}
+
+impl NamespaceState {
+    /// `Ok` for a live namespace, else `NotFound` naming it.
+    fn require(self, name: &str) -> StoreResult<()> {
+        match self {
+            NamespaceState::Live => Ok(()),
+            NamespaceState::Absent => Err(namespace_not_found(name)),
+            NamespaceState::Expired => Err(namespace_expired(name)),
+        }
+    }
+}
+
+/// Reads whether namespace `name` exists and is live at `now`.
+async fn namespace_state(
     conn: &mut SqliteConnection,
     name: &str,
     now: &str,
-) -> StoreResult<()> {
+) -> StoreResult<NamespaceState> {
     let row: Option<Option<String>> =
         sqlx::query_scalar("SELECT expires_at FROM memory_namespaces WHERE name = ?1")
             .bind(name)
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| db_error("reading namespace", e))?;
-    match row {
-        None => Err(namespace_not_found(name)),
-        Some(Some(expires_at)) if expires_at.as_str() <= now => Err(namespace_expired(name)),
-        Some(_) => Ok(()),
-    }
+    Ok(match row {
+        None => NamespaceState::Absent,
+        Some(Some(expires_at)) if expires_at.as_str() <= now => NamespaceState::Expired,
+        Some(_) => NamespaceState::Live,
+    })
 }
+
+/// Checks that namespace `name` exists and has not expired at `now`.
+async fn require_live_namespace(
+    conn: &mut SqliteConnection,
+    name: &str,
+    now: &str,
+) -> StoreResult<()> {
+    namespace_state(conn, name, now).await?.require(name)
+}
+
+/// Namespace states already read inside one write transaction; a batch
+/// names the same few namespaces many times, and no namespace changes
+/// while the transaction holds the write lock.
+type KnownNamespaces = HashMap<String, NamespaceState>;
 
 /// A memory and where it sorts among search results.
 struct Scored {
@@ -235,7 +276,12 @@ impl SqliteStore {
         let open_error =
             |e: sqlx::Error| db_error(&format!("cannot open SQLite database {location}"), e);
 
-        let mut writer_options = base.clone().create_if_missing(true);
+        // A larger page cache than SQLite's 2 MiB default keeps the id and
+        // full-text indexes of a sizeable store in memory while writing.
+        let mut writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .pragma("cache_size", WRITER_CACHE_KIB);
         if !in_memory {
             // WAL lets readers work while the writer writes; NORMAL sync is
             // durable against crashes of the process in WAL mode.
@@ -266,7 +312,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(readers)
                 .acquire_timeout(WRITE_QUEUE_TIMEOUT)
-                .connect_with(base.read_only(true))
+                .connect_with(base.read_only(true).pragma("cache_size", READER_CACHE_KIB))
                 .await
                 .map_err(open_error)?
         };
@@ -335,13 +381,22 @@ impl SqliteStore {
         namespace: &str,
         write: &MemoryWrite,
         now: &str,
+        known: &mut KnownNamespaces,
     ) -> StoreResult<WriteAck> {
         if let Some(embedding) = &write.embedding {
             self.check_dimension("embedding", embedding)?;
         }
         let expires_at = codec::encode_opt_time("expires_at", write.expires_at)?;
         let created_at = codec::encode_opt_time("created_at", write.created_at)?;
-        require_live_namespace(conn, namespace, now).await?;
+        let state = match known.get(namespace) {
+            Some(state) => *state,
+            None => {
+                let state = namespace_state(conn, namespace, now).await?;
+                known.insert(namespace.to_string(), state);
+                state
+            }
+        };
+        state.require(namespace)?;
 
         let id = write.id.unwrap_or_else(Uuid::new_v4);
         // The WHERE on DO UPDATE keeps a row that lives in another namespace
@@ -485,7 +540,7 @@ impl SqliteStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_error("reading memories", e))?;
-        let mut by_seq = std::collections::HashMap::with_capacity(rows.len());
+        let mut by_seq = HashMap::with_capacity(rows.len());
         for row in &rows {
             let seq: i64 = row.try_get("seq").map_err(|e| db_error("reading row", e))?;
             by_seq.insert(seq, codec::memory_from_row(row)?);
@@ -711,7 +766,9 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error("starting write", e))?;
-        let ack = self.write_in_tx(&mut tx, namespace, write, &now).await?;
+        let ack = self
+            .write_in_tx(&mut tx, namespace, write, &now, &mut KnownNamespaces::new())
+            .await?;
         tx.commit()
             .await
             .map_err(|e| db_error("committing memory", e))?;
@@ -726,10 +783,11 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error("starting batch", e))?;
+        let mut known = KnownNamespaces::new();
         let mut results = Vec::with_capacity(writes.len());
         for item in writes {
             results.push(
-                self.write_in_tx(&mut tx, &item.namespace, &item.write, &now)
+                self.write_in_tx(&mut tx, &item.namespace, &item.write, &now, &mut known)
                     .await,
             );
         }
