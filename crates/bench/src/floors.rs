@@ -275,13 +275,16 @@ pub async fn search_direct(
     Ok(query.fetch_all(pool).await?.len())
 }
 
-/// A pool whose connections use `schema` first, as the plugin's do.
+/// A pool whose connections use `schema` first, then `public`, as the plugin's do.
 ///
 /// # Errors
 ///
 /// When the database cannot be reached.
 pub async fn schema_pool(url: &url::Url, schema: &str, max_connections: u32) -> Result<PgPool> {
-    let opts = crate::scratch::connect_options(url)?.options([("search_path", schema)]);
+    // `public` after the plugin schema: that is where pgvector's type lives.
+    let search_path = format!("{schema}, public");
+    let opts =
+        crate::scratch::connect_options(url)?.options([("search_path", search_path.as_str())]);
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(max_connections)

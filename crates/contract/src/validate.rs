@@ -232,15 +232,17 @@ pub fn namespace_patch(patch: &NamespacePatch) -> Result {
             "a patch needs at least one of expires_at, metadata",
         ));
     }
-    if let Some(m) = &patch.metadata {
-        json_no_nul("metadata", m)?;
-    }
-    Ok(())
+    namespace_metadata(patch.metadata.as_ref())
 }
 
-/// Checks namespace metadata given on upsert.
+/// Checks namespace metadata (upsert or patch): a JSON object without NUL
+/// characters.
 pub fn namespace_metadata(metadata: Option<&serde_json::Value>) -> Result {
     match metadata {
+        Some(m) if !m.is_object() => Err(ValidationError::new(
+            "metadata",
+            "metadata must be a JSON object",
+        )),
         Some(m) => json_no_nul("metadata", m),
         None => Ok(()),
     }

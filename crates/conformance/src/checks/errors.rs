@@ -59,6 +59,7 @@ pub(crate) async fn error_bad_namespace_name(ctx: &CheckCtx) -> CheckResult {
         "custom:",
         long.as_str(),
     ] {
+        ctx.register(name);
         let answer = ctx
             .raw(Method::PUT, &["v1", "namespaces", name], Some(put_body))
             .await?;
@@ -71,9 +72,6 @@ pub(crate) async fn error_bad_namespace_name(ctx: &CheckCtx) -> CheckResult {
             &[400],
             Some("bad_request"),
         )?;
-        if answer.status < 300 {
-            ctx.register(name);
-        }
     }
     let search = json!({ "namespaces": ["Bad:name"] }).to_string();
     let answer = ctx

@@ -180,8 +180,7 @@ pub async fn unreachable_database_is_unavailable_without_password() {
     let bad_url = format!("postgres://someone:{secret}@127.0.0.1:notaport/db");
     let err = PgStore::connect(&bad_url, suite_options())
         .await
-        .err()
-        .expect("bad URL refused");
+        .expect_err("bad URL refused");
     let text = format!("{err} {err:?}");
     assert!(!text.contains(secret), "password leaked: {text}");
 }
