@@ -4,9 +4,7 @@
 //! and says why it was refused, so servers can answer 400 with a useful
 //! message and clients can refuse a request before sending it.
 
-use crate::{
-    limits, BatchRequest, ForgetRequest, MemoryWrite, NamespacePatch, SearchRequest,
-};
+use crate::{limits, BatchRequest, ForgetRequest, MemoryWrite, NamespacePatch, SearchRequest};
 use std::fmt;
 use uuid::Uuid;
 
@@ -69,7 +67,9 @@ pub fn namespace_name(field: &str, name: &str) -> Result {
     let Some((prefix, rest)) = name.split_once(':') else {
         return Err(ValidationError::new(
             field,
-            format!("namespace name {name:?} has no ':'; expected <kind>:<id>, e.g. workspace:1234"),
+            format!(
+                "namespace name {name:?} has no ':'; expected <kind>:<id>, e.g. workspace:1234"
+            ),
         ));
     };
     if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -135,7 +135,10 @@ pub fn content(field: &str, content: &str) -> Result {
 /// Checks that a string holds no NUL character (storage cannot keep one).
 pub fn no_nul(field: &str, value: &str) -> Result {
     if value.contains('\0') {
-        return Err(ValidationError::new(field, "contains a NUL character (\\u0000)"));
+        return Err(ValidationError::new(
+            field,
+            "contains a NUL character (\\u0000)",
+        ));
     }
     Ok(())
 }
@@ -151,7 +154,10 @@ pub fn json_no_nul(field: &str, value: &serde_json::Value) -> Result {
         }
     }
     if walk(value) {
-        return Err(ValidationError::new(field, "contains a NUL character (\\u0000)"));
+        return Err(ValidationError::new(
+            field,
+            "contains a NUL character (\\u0000)",
+        ));
     }
     Ok(())
 }
@@ -190,12 +196,8 @@ fn bounded_limit(field: &str, limit: Option<i64>, default: u32, max: u32) -> Res
 
 /// Parses a UUID given as text (path segment, query parameter).
 pub fn uuid(field: &str, value: &str) -> Result<Uuid> {
-    Uuid::parse_str(value).map_err(|_| {
-        ValidationError::new(
-            field,
-            format!("{:?} is not a UUID", excerpt(value, 64)),
-        )
-    })
+    Uuid::parse_str(value)
+        .map_err(|_| ValidationError::new(field, format!("{:?} is not a UUID", excerpt(value, 64))))
 }
 
 /// Checks an embedding: non-empty and every component finite.

@@ -507,6 +507,29 @@ fn a_patch_needs_at_least_one_field() {
 }
 
 #[test]
+fn metadata_must_be_a_json_object() {
+    for bad in [json!(5), json!("text"), json!([1, 2]), json!(true)] {
+        assert_refused(
+            &format!("upsert metadata {bad}"),
+            validate::namespace_metadata(Some(&bad)),
+            "metadata",
+            "JSON object",
+        );
+        let patch = NamespacePatch {
+            metadata: Some(bad.clone()),
+            ..NamespacePatch::default()
+        };
+        assert_refused(
+            &format!("patch metadata {bad}"),
+            validate::namespace_patch(&patch),
+            "metadata",
+            "JSON object",
+        );
+    }
+    assert_eq!(validate::namespace_metadata(Some(&json!({}))), Ok(()));
+}
+
+#[test]
 fn upsert_metadata_must_not_hold_nul() {
     assert_eq!(validate::namespace_metadata(None), Ok(()));
     assert_eq!(

@@ -244,3 +244,34 @@ async fn semantic_search_of_large_namespace_uses_the_index_and_finds_the_nearest
     assert!((score - 1.0).abs() < 1e-5, "score {score}");
     assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
 }
+
+/// Uses a private cluster (PostgreSQL 18 binaries) that the test stops and starts.
+#[tokio::test]
+async fn store_is_unavailable_while_the_database_is_down_and_recovers() {
+    let mut cluster = memory_testkit::StoppableCluster::start().await;
+    let store = PgStore::connect(cluster.url(), PgOptions::default())
+        .await
+        .expect("connect");
+    store.ping().await.expect("ping while up");
+    cluster.stop().await;
+    let down = store.ping().await;
+    assert!(
+        matches!(down, Err(StoreError::Unavailable(_))),
+        "ping while down: {down:?}"
+    );
+    let search = store.search(&common::cases::query(&["team:any"])).await;
+    assert!(
+        matches!(search, Err(StoreError::Unavailable(_))),
+        "search while down: {search:?}"
+    );
+    cluster.start_again().await;
+    let mut last = Err(StoreError::Unavailable("not tried".to_string()));
+    for _ in 0..20 {
+        last = store.ping().await;
+        if last.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    last.expect("ping after the database came back");
+}

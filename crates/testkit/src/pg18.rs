@@ -41,7 +41,7 @@ pub(crate) fn ensure_shared_cluster() -> Result<String, String> {
     }
     let bin = cluster::pg18_binaries().map_err(|e| help(&e))?;
     let initialized = root.join("initialized");
-    if !initialized.exists() {
+    if !initialized.exists() || !data.join("PG_VERSION").exists() {
         // A cluster whose initdb was interrupted is useless: start over.
         let _ = fs::remove_dir_all(&data);
         cluster::init_cluster(&bin, &root, &data).map_err(|e| help(&e))?;

@@ -645,13 +645,16 @@ impl Store for PgStore {
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
         let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        if let Some(embedding) = &query.embedding {
+            self.check_embedding(embedding)?;
+            return self.semantic_search(query, &kinds, embedding).await;
+        }
         let filter = SEARCH_FILTER;
         let limit = i64::from(query.limit);
         let text = query.query.as_deref().map(str::trim).unwrap_or("");
-        let q = if let Some(embedding) = &query.embedding {
-            self.check_embedding(embedding)?;
-            return self.semantic_search(query, &kinds, embedding).await;
-        } else if text.chars().count() >= 2 {
+        // Mode by query length, as the contract fixes it: 2+ characters
+        // full-text, 1 substring, none newest first.
+        let q = if text.chars().count() >= 2 {
             sqlx::query(&format!(
                 "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
                  FROM memory_records, websearch_to_tsquery('english', $4) AS q
