@@ -422,7 +422,11 @@ async fn unknown_scope_skips(
     Ok(())
 }
 
-async fn dangling_skips(pool: &PgPool, ws: Uuid, report: &mut VerifyReport) -> Result<(), LegacyError> {
+async fn dangling_skips(
+    pool: &PgPool,
+    ws: Uuid,
+    report: &mut VerifyReport,
+) -> Result<(), LegacyError> {
     let sql = format!(
         "SELECT id FROM agent_memories WHERE workspace_id = $1
            AND {SCOPE_SQL} IN ('LOCAL', 'TEAM', 'GLOBAL') ORDER BY id"
@@ -431,7 +435,9 @@ async fn dangling_skips(pool: &PgPool, ws: Uuid, report: &mut VerifyReport) -> R
         .bind(ws)
         .fetch_all(pool)
         .await
-        .map_err(LegacyError::query("failed to read rows of an unknown workspace"))?;
+        .map_err(LegacyError::query(
+            "failed to read rows of an unknown workspace",
+        ))?;
     for id in ids {
         report.skip(
             id,
@@ -787,84 +793,105 @@ async fn merge_namespace(
             }
         }};
     }
+    // The first page and the first legacy rows are fetched at the same time:
+    // per-namespace latency is what bounds a full verification.
+    let (first_page, first_row) = tokio::join!(
+        plugin
+            .client
+            .list_memories(&namespace, None, limits::LIST_LIMIT_MAX),
+        legacy_rows.try_next()
+    );
+    match first_page {
+        Ok(resp) => {
+            plugin_done = resp.next_after.is_none() || resp.memories.is_empty();
+            after = resp.next_after.or(resp.memories.last().map(|m| m.id));
+            page.extend(resp.memories);
+        }
+        Err(e) if e.is_not_found() => plugin_done = true,
+        Err(e) => {
+            failed = true;
+            out.report
+                .error(format!("cannot list {namespace}: {}", plugin::one_line(&e)));
+        }
+    }
+    let legacy_err = || LegacyError::query(format!("failed to read legacy rows of {namespace}"));
+    let mut next_row = first_row.map_err(legacy_err())?;
     let mut current = next_plugin!();
-    while let Some(r) = legacy_rows
-        .try_next()
-        .await
-        .map_err(LegacyError::query(format!(
-            "failed to read legacy rows of {namespace}"
-        )))?
-    {
-        let row = legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-        // Same skip rules as apply (scope and workspace are known good here).
-        if memory_contract::validate::content("content", row.content.as_deref().unwrap_or(""))
-            .is_err()
-        {
-            out.report.skip(
-                row.id,
-                SkipReason::BlankContent,
-                "content is empty or only whitespace".into(),
-            );
-            continue;
-        }
-        let target = mapping::Target {
-            scope: scope_of(kind),
-            namespace: namespace.clone(),
-            kind,
-            placement: crate::resolver::Placement {
-                workspace: Uuid::nil(),
-                team: Uuid::nil(),
-                org: Uuid::nil(),
-                is_root: true,
-                removed: false,
-                walk_end: crate::resolver::WalkEnd::Root,
-            },
-            global_from_non_root: false,
-        };
-        if let Err(skip) = mapping::to_write(&row, &target, carry) {
-            out.report.skip(row.id, skip.reason, skip.detail);
-            continue;
-        }
-        if failed {
-            continue;
-        }
-        out.checked += 1;
-        // Advance the plugin side past smaller ids (rows legacy does not put here).
-        loop {
+    while let Some(r) = next_row {
+        'row: {
+            let row =
+                legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
+            // Same skip rules as apply (scope and workspace are known good here).
+            if memory_contract::validate::content("content", row.content.as_deref().unwrap_or(""))
+                .is_err()
+            {
+                out.report.skip(
+                    row.id,
+                    SkipReason::BlankContent,
+                    "content is empty or only whitespace".into(),
+                );
+                break 'row;
+            }
+            let target = mapping::Target {
+                scope: scope_of(kind),
+                namespace: namespace.clone(),
+                kind,
+                placement: crate::resolver::Placement {
+                    workspace: Uuid::nil(),
+                    team: Uuid::nil(),
+                    org: Uuid::nil(),
+                    is_root: true,
+                    removed: false,
+                    walk_end: crate::resolver::WalkEnd::Root,
+                },
+                global_from_non_root: false,
+            };
+            if let Err(skip) = mapping::to_write(&row, &target, carry) {
+                out.report.skip(row.id, skip.reason, skip.detail);
+                break 'row;
+            }
+            if failed {
+                break 'row;
+            }
+            out.checked += 1;
+            // Advance the plugin side past smaller ids (rows legacy does not put here).
+            loop {
+                match &current {
+                    Some(m) if m.id < row.id => {
+                        if last_plugin_id.is_some_and(|l| l >= m.id) {
+                            out.report.error(format!(
+                                "the plugin listed {namespace} out of id order; cannot merge"
+                            ));
+                            failed = true;
+                            break;
+                        }
+                        last_plugin_id = Some(m.id);
+                        if out.extras.len() < EXTRAS_CAP {
+                            out.extras.push(m.id);
+                        }
+                        current = next_plugin!();
+                    }
+                    _ => break,
+                }
+            }
+            if failed {
+                break 'row;
+            }
             match &current {
-                Some(m) if m.id < row.id => {
-                    if last_plugin_id.is_some_and(|l| l >= m.id) {
-                        out.report.error(format!(
-                            "the plugin listed {namespace} out of id order; cannot merge"
-                        ));
-                        failed = true;
-                        break;
-                    }
+                Some(m) if m.id == row.id => {
+                    compare(&row, &namespace, m, carry, &mut out.report);
                     last_plugin_id = Some(m.id);
-                    if out.extras.len() < EXTRAS_CAP {
-                        out.extras.push(m.id);
-                    }
                     current = next_plugin!();
                 }
-                _ => break,
+                _ => out.missing.push(MissingCandidate {
+                    id: row.id,
+                    workspace: row.workspace_id,
+                    expected: namespace.clone(),
+                    excerpt: content_excerpt(row.content.as_deref().unwrap_or("")),
+                }),
             }
         }
-        if failed {
-            continue;
-        }
-        match &current {
-            Some(m) if m.id == row.id => {
-                compare(&row, &namespace, m, carry, &mut out.report);
-                last_plugin_id = Some(m.id);
-                current = next_plugin!();
-            }
-            _ => out.missing.push(MissingCandidate {
-                id: row.id,
-                workspace: row.workspace_id,
-                expected: namespace.clone(),
-                excerpt: content_excerpt(row.content.as_deref().unwrap_or("")),
-            }),
-        }
+        next_row = legacy_rows.try_next().await.map_err(legacy_err())?;
     }
     // Remaining plugin rows are extras too.
     while let Some(m) = current {

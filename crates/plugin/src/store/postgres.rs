@@ -370,11 +370,13 @@ struct PreparedRow<'a> {
 /// The write statement. Input arrays are unnested into rows; only rows whose
 /// namespace is live are inserted (the `FOR KEY SHARE` lock keeps those
 /// namespaces from being deleted until commit). An existing id is updated
-/// only when it lives in the same namespace (or has expired, so it counts as
-/// absent); otherwise no row comes back and the caller reports a conflict.
+/// only when it lives in the same namespace; otherwise no row comes back and
+/// the caller reports a conflict (a memory is never moved, even once
+/// expired).
 ///
-/// `created_at`: a write without one keeps the original creation time of the
-/// row it updates. `now()` is the statement's transaction time, so
+/// `created_at`: a write without one keeps the creation time of the row it
+/// updates, unless that row had expired (then it is a new memory, created
+/// now). `now()` is the statement's transaction time, so
 /// `EXCLUDED.created_at = now()` means "not given".
 macro_rules! insert_sql {
     ($emb_col:literal, $emb_param:literal, $emb_type:literal, $emb_value:literal, $emb_set:literal) => {
@@ -410,15 +412,13 @@ macro_rules! insert_sql {
                 propagation = EXCLUDED.propagation,
                 pin = EXCLUDED.pin,
                 created_at = CASE
-                    WHEN EXCLUDED.created_at = now() AND m.namespace = EXCLUDED.namespace
-                        THEN m.created_at
-                    ELSE EXCLUDED.created_at
-                END,
-                namespace = EXCLUDED.namespace",
+                    WHEN EXCLUDED.created_at <> now() THEN EXCLUDED.created_at
+                    WHEN m.expires_at IS NOT NULL AND m.expires_at <= now() THEN now()
+                    ELSE m.created_at
+                END",
             $emb_set,
             "
             WHERE m.namespace = EXCLUDED.namespace
-               OR (m.expires_at IS NOT NULL AND m.expires_at <= now())
             RETURNING m.id"
         )
     };

@@ -469,6 +469,56 @@ pub async fn created_at_is_kept_when_given(store: Arc<dyn Store>) {
     assert_eq!(contents(&found), ["fresh", "migrated"]);
 }
 
+pub async fn rewrite_keeps_created_at_unless_the_row_had_expired(store: Arc<dyn Store>) {
+    make_namespace(&*store, "team:home").await;
+    make_namespace(&*store, "team:away").await;
+    let long_ago: DateTime<Utc> = "2020-01-02T03:04:05Z".parse().expect("time");
+
+    let kept = Uuid::new_v4();
+    let mut w = with_id(fact("kept v1"), kept);
+    w.created_at = Some(long_ago);
+    write(&*store, "team:home", w).await;
+    write(&*store, "team:home", with_id(fact("kept v2"), kept)).await;
+
+    let renewed = Uuid::new_v4();
+    let mut w = with_id(fact("renewed v1"), renewed);
+    w.created_at = Some(long_ago);
+    w.expires_at = Some(Utc::now() + Duration::milliseconds(500));
+    write(&*store, "team:home", w).await;
+
+    let elsewhere = Uuid::new_v4();
+    let mut w = with_id(fact("expired elsewhere"), elsewhere);
+    w.expires_at = Some(Utc::now() + Duration::milliseconds(500));
+    write(&*store, "team:away", w).await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let before = Utc::now() - Duration::seconds(5);
+    write(&*store, "team:home", with_id(fact("renewed v2"), renewed)).await;
+    // A memory is never moved between namespaces, even once expired.
+    assert!(matches!(
+        store
+            .write_memory("team:home", &with_id(fact("moved?"), elsewhere))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let rows = all_memories(&*store, "team:home").await;
+    let find = |id: Uuid| rows.iter().find(|m| m.id == id).expect("row");
+    assert_eq!(find(kept).content, "kept v2");
+    assert_eq!(
+        find(kept).created_at,
+        long_ago,
+        "a rewrite keeps created_at"
+    );
+    assert_eq!(find(renewed).content, "renewed v2");
+    assert_eq!(find(renewed).expires_at, None);
+    assert!(
+        find(renewed).created_at > before,
+        "an expired row rewritten is a new memory"
+    );
+    assert_eq!(rows.len(), 2);
+}
+
 pub async fn content_round_trips_byte_for_byte(store: Arc<dyn Store>) {
     make_namespace(&*store, "custom:bytes").await;
     let big: String = "0123456789abcdef\u{e9}\u{4e2d}".repeat(200 * 1024 / 20);

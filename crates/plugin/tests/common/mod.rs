@@ -70,6 +70,7 @@ macro_rules! storage_suite {
             batch_with_duplicate_ids_keeps_the_last_write,
             batch_of_thousand_writes_without_ids,
             created_at_is_kept_when_given,
+            rewrite_keeps_created_at_unless_the_row_had_expired,
             content_round_trips_byte_for_byte,
             propagation_and_metadata_round_trip,
             semantic_search_ranks_nearest_first_or_is_refused,
