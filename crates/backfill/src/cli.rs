@@ -380,6 +380,15 @@ impl Plan {
             n => n,
         }
     }
+
+    /// Namespaces merged at once by `-verify` and the dry-run diff: each one
+    /// costs a few round trips, so more run at once than write batches.
+    pub fn verify_concurrency(&self) -> usize {
+        match self.concurrency {
+            0 => 8,
+            n => n,
+        }
+    }
 }
 
 #[cfg(test)]

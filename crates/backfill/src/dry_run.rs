@@ -275,7 +275,7 @@ pub async fn run(
             &mut resolver,
             &workspaces,
             carry,
-            plan.effective_concurrency(true),
+            plan.verify_concurrency(),
         )
         .await?;
         let count = |k| compared.mismatch_counts.get(&k).copied().unwrap_or(0);

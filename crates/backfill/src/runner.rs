@@ -89,7 +89,13 @@ pub async fn connect_legacy(
 pub async fn run(plan: &Plan, show_progress: bool) -> Result<RunReport, FatalError> {
     let db = config::legacy_db_from_env()?;
     let plugin_url = config::plugin_url_from_env()?;
-    let pool = connect_legacy(&db, (plan.effective_concurrency(true) as u32 + 3).min(16)).await?;
+    // Apply reads with one streaming connection; verify and the dry-run diff
+    // read one namespace per concurrent merge.
+    let connections = match plan.mode {
+        Mode::Apply => 4,
+        Mode::DryRun | Mode::Verify => plan.verify_concurrency() as u32 + 3,
+    };
+    let pool = connect_legacy(&db, connections).await?;
     let schema = legacy::inspect(&pool)
         .await
         .map_err(|e| FatalError::Setup(db.scrub(&e.to_string())))?;

@@ -341,7 +341,7 @@ pub async fn run(
     }
     let workspaces = known;
     let mut resolver = Resolver::new(tree);
-    let concurrency = plan.effective_concurrency(true).max(2);
+    let concurrency = plan.verify_concurrency();
     if plugin.caps.list {
         let mut engine = ListEngine::new(&mut report, carry, counters.clone());
         engine

@@ -34,6 +34,12 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             .expect("install task")
             .unwrap_or_else(|e| panic!("cannot install {SCHEMATHESIS}: {e}"));
 
+    // The server logs the cause of every 500; shown with the test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("memory_plugin=error")
+        .with_test_writer()
+        .try_init();
+
     let db = memory_testkit::pg15().await;
     let store = open(Some(db.url()), &OpenOptions::default())
         .await
@@ -105,4 +111,88 @@ fn tempdir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("create report dir");
     dir
+}
+
+/// Found by schemathesis: a JSON number near the f64 limits in metadata or
+/// propagation was stored (jsonb keeps it exactly), but reading it back
+/// failed ("number out of range"), so the namespace answered 500 on every
+/// read and search afterwards. Numbers must come back exactly as written.
+#[tokio::test]
+async fn extreme_json_numbers_in_metadata_and_propagation_come_back_exactly() {
+    let db = memory_testkit::pg15().await;
+    let store = open(Some(db.url()), &OpenOptions::default())
+        .await
+        .expect("open the Postgres store");
+    let server = spawn(store, ServerConfig::default())
+        .await
+        .expect("spawn the plugin server");
+    let http = reqwest::Client::new();
+    let extremes = serde_json::json!({
+        "max": f64::MAX,
+        "min": f64::MIN,
+        "tiny": -6.555364416829742e-242,
+        "near_max": 1.79e308,
+    });
+
+    let put = http
+        .put(format!("{}/v1/namespaces/team:extremes", server.url()))
+        .json(&serde_json::json!({"kind": "team", "metadata": extremes}))
+        .send()
+        .await
+        .expect("PUT namespace");
+    assert_eq!(
+        put.status(),
+        200,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    let namespace: serde_json::Value = put.json().await.expect("namespace JSON");
+    assert_eq!(namespace["metadata"], extremes);
+
+    let write = http
+        .post(format!(
+            "{}/v1/namespaces/team:extremes/memories",
+            server.url()
+        ))
+        .json(&serde_json::json!({
+            "content": "numbers at the edge", "kind": "fact", "source": "agent",
+            "propagation": extremes,
+        }))
+        .send()
+        .await
+        .expect("POST memory");
+    assert_eq!(
+        write.status(),
+        201,
+        "{}",
+        write.text().await.unwrap_or_default()
+    );
+
+    let search = http
+        .post(format!("{}/v1/search", server.url()))
+        .json(&serde_json::json!({"namespaces": ["team:extremes"]}))
+        .send()
+        .await
+        .expect("POST search");
+    assert_eq!(
+        search.status(),
+        200,
+        "{}",
+        search.text().await.unwrap_or_default()
+    );
+    let found: serde_json::Value = search.json().await.expect("search JSON");
+    assert_eq!(found["memories"][0]["propagation"], extremes);
+
+    let get = http
+        .get(format!("{}/v1/namespaces/team:extremes", server.url()))
+        .send()
+        .await
+        .expect("GET namespace");
+    assert_eq!(
+        get.status(),
+        200,
+        "{}",
+        get.text().await.unwrap_or_default()
+    );
+    let _ = server.shutdown().await;
 }
