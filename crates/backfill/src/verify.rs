@@ -322,12 +322,20 @@ pub async fn run(
     let progress = crate::progress::Progress::start("verify", None, show_progress);
     let counters = progress.counters();
 
-    // Rows no workspace can claim: counted as skips when every workspace is checked.
-    if plan.verify == VerifyScope::All {
-        orphan_skips(pool, &tree, &mut report).await?;
-    }
+    // Rows apply would skip before placing them are listed by their own
+    // queries, which run while the namespaces are merged.
+    let listing_scope = workspaces.clone();
+    let all = plan.verify == VerifyScope::All;
+    let skip_listing = async move {
+        let mut skips = VerifyReport::default();
+        if all {
+            unplaceable_skips(pool, &mut skips).await?;
+        } else {
+            unknown_scope_skips(pool, &listing_scope, &mut skips).await?;
+        }
+        Ok::<VerifyReport, LegacyError>(skips)
+    };
     // A workspace that is not in the table: its rows are skips, not checks.
-    unknown_scope_skips(pool, &workspaces, &mut report).await?;
     let mut known = Vec::with_capacity(workspaces.len());
     for ws in workspaces {
         if tree.get(ws).is_some() {
@@ -342,24 +350,40 @@ pub async fn run(
     let workspaces = known;
     let mut resolver = Resolver::new(tree);
     let concurrency = plan.verify_concurrency();
-    if plugin.caps.list {
-        let mut engine = ListEngine::new(&mut report, carry, counters.clone());
-        engine
-            .check(
-                pool,
-                plugin,
-                schema,
-                &mut resolver,
-                &workspaces,
-                concurrency,
-            )
-            .await?;
-    } else {
-        for ws in &workspaces {
-            check_workspace_by_search(pool, plugin, schema, &mut resolver, *ws, carry, &mut report)
+    let checking = async {
+        if plugin.caps.list {
+            let mut engine = ListEngine::new(&mut report, carry, counters.clone());
+            engine
+                .check(
+                    pool,
+                    plugin,
+                    schema,
+                    &mut resolver,
+                    &workspaces,
+                    concurrency,
+                )
+                .await
+        } else {
+            for ws in &workspaces {
+                check_workspace_by_search(
+                    pool,
+                    plugin,
+                    schema,
+                    &mut resolver,
+                    *ws,
+                    carry,
+                    &mut report,
+                )
                 .await?;
-            crate::progress::Counters::add(&counters.scanned, 1);
+                crate::progress::Counters::add(&counters.scanned, 1);
+            }
+            Ok(())
         }
+    };
+    let (checked, skips) = tokio::join!(checking, skip_listing);
+    checked?;
+    for s in skips?.skipped_rows.items {
+        report.skip(s.id, s.reason, s.detail);
     }
     progress.finish().await;
     report.elapsed_seconds = started.elapsed().as_secs_f64();
@@ -448,32 +472,44 @@ async fn dangling_skips(
     Ok(())
 }
 
-async fn orphan_skips(
-    pool: &PgPool,
-    tree: &WorkspaceTree,
-    report: &mut VerifyReport,
-) -> Result<(), LegacyError> {
-    let mut rows = sqlx::query(
-        "SELECT m.id, m.workspace_id FROM agent_memories m
-          WHERE m.workspace_id IS NULL
-             OR NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = m.workspace_id)",
-    )
-    .fetch(pool);
+/// Every row apply would skip before placing it: unknown scope, NULL
+/// workspace, or a workspace not in the table (checked in that order, as
+/// apply does), in one pass over the table.
+async fn unplaceable_skips(pool: &PgPool, report: &mut VerifyReport) -> Result<(), LegacyError> {
+    let sql = format!(
+        "SELECT m.id, m.workspace_id, m.scope::text AS scope,
+                ({SCOPE_SQL} IS NOT NULL AND {SCOPE_SQL} IN ('LOCAL', 'TEAM', 'GLOBAL')) AS scope_ok
+           FROM agent_memories m
+          WHERE {SCOPE_SQL} IS NULL OR {SCOPE_SQL} NOT IN ('LOCAL', 'TEAM', 'GLOBAL')
+             OR m.workspace_id IS NULL
+             OR NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = m.workspace_id)"
+    );
+    let mut rows = sqlx::query(&sql).fetch(pool);
     while let Some(r) = rows.try_next().await.map_err(LegacyError::query(
-        "failed to read rows without a workspace",
+        "failed to read rows no workspace can claim",
     ))? {
         let id: Uuid = r.try_get("id").map_err(LegacyError::query("bad id"))?;
         let ws: Option<Uuid> = r
             .try_get("workspace_id")
             .map_err(LegacyError::query("bad workspace_id"))?;
-        match ws {
-            None => report.skip(id, SkipReason::NoWorkspace, "workspace_id is NULL".into()),
-            Some(w) if tree.get(w).is_none() => report.skip(
+        let scope: Option<String> = r
+            .try_get("scope")
+            .map_err(LegacyError::query("bad scope"))?;
+        let scope_ok: bool = r
+            .try_get("scope_ok")
+            .map_err(LegacyError::query("bad scope"))?;
+        match (scope_ok, ws) {
+            (false, _) => report.skip(
+                id,
+                SkipReason::UnknownScope,
+                format!("scope {scope:?} is not LOCAL, TEAM or GLOBAL"),
+            ),
+            (true, None) => report.skip(id, SkipReason::NoWorkspace, "workspace_id is NULL".into()),
+            (true, Some(w)) => report.skip(
                 id,
                 SkipReason::DanglingWorkspace,
                 format!("workspace {w} is not in the workspaces table"),
             ),
-            Some(_) => {}
         }
     }
     Ok(())
