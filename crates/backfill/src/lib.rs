@@ -1,12 +1,14 @@
 //! `memory-backfill`: copies the legacy `agent_memories` table into any
 //! Memory Plugin v1 server, checks the result, and reports.
 //!
-//! Flow: [`cli`] turns arguments into a plan; [`config`] reads the two URLs;
-//! [`legacy`] streams rows in id order; [`resolver`] places workspaces in their
-//! tree; [`mapping`] turns rows into plugin writes or skips; [`apply`] sends
-//! them (batched where the plugin allows), keeping a resumable checkpoint in
-//! the plugin ([`checkpoint`]); [`dry_run`] and [`verify`] read both sides and
-//! compare; [`report`] holds what every mode prints.
+//! Flow: [`cli`] turns arguments into a [`cli::Plan`]; [`config`] reads the
+//! two URLs; [`runner`] connects both sides and dispatches. [`legacy`]
+//! streams rows in id order; [`resolver`] places workspaces in their tree;
+//! [`mapping`] turns rows into plugin writes or skips; [`apply`] sends them
+//! (batched where the plugin allows) through [`plugin`], keeping a resumable
+//! [`checkpoint`] in the plugin; [`dry_run`] and [`verify`] read both sides
+//! and compare; [`report`] and [`progress`] are what a run prints. [`naive`]
+//! is the per-row method kept as a benchmark yardstick.
 
 pub mod apply;
 pub mod checkpoint;

@@ -396,13 +396,24 @@ async fn v1_dry_run_lists_namespaces_an_upsert_would_reset() {
 async fn verify_of_an_unknown_workspace_lists_its_rows_as_skipped() {
     let legacy = Legacy::new().await;
     let ghost = uuid(4242);
-    legacy.memory(uuid(1), Some(ghost), Some("LOCAL"), Some("orphan")).await;
-    legacy.memory(uuid(2), Some(ghost), Some("WHATEVER"), Some("odd scope")).await;
+    legacy
+        .memory(uuid(1), Some(ghost), Some("LOCAL"), Some("orphan"))
+        .await;
+    legacy
+        .memory(uuid(2), Some(ghost), Some("WHATEVER"), Some("odd scope"))
+        .await;
     let target = TargetPlugin::start(false).await;
     let ws_arg = format!("-workspace={ghost}");
     let v = verify_report(run(&legacy, &target, &["-verify", &ws_arg]).await);
-    assert_eq!(v.skipped.get(&SkipReason::DanglingWorkspace), Some(&1), "{v}");
+    assert_eq!(
+        v.skipped.get(&SkipReason::DanglingWorkspace),
+        Some(&1),
+        "{v}"
+    );
     assert_eq!(v.skipped.get(&SkipReason::UnknownScope), Some(&1), "{v}");
     assert_eq!((v.rows_checked, v.mismatches.total()), (0, 0));
-    assert!(v.warnings.iter().any(|w| w.contains("not in the workspaces table")));
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.contains("not in the workspaces table")));
 }

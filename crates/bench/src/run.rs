@@ -66,6 +66,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Records a figure and shows it at once, so a long run that fails late
+    /// still leaves its earlier figures in the log.
+    pub fn add(&mut self, figure: Figure) {
+        progress(&format!(
+            "    = {}: {}{}",
+            figure.name,
+            crate::report::format_value(figure.value, figure.unit),
+            figure
+                .ratio
+                .map_or(String::new(), |r| format!(" ({r:.2}x floor)"))
+        ));
+        self.figures.push(figure);
+    }
+
     /// Figures whose target was missed.
     pub fn misses(&self) -> Vec<&Figure> {
         self.figures
@@ -254,6 +268,14 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         copy.namespaces,
         copy.elapsed.as_secs_f64()
     ));
+    // Later steps look workspaces up in the resolution table; index it
+    // outside the floor's timing.
+    for ddl in [
+        "ALTER TABLE bench_floor.bench_resolved ADD PRIMARY KEY (workspace_id)",
+        "ANALYZE bench_floor.bench_resolved",
+    ] {
+        sqlx::query(ddl).execute(&pool).await?;
+    }
 
     // (b) backfill -apply through the plugin.
     let plugin = start_pg_plugin(&ctx, PLUGIN_SCHEMA, "plugin-postgres").await?;
@@ -288,7 +310,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     }
     let apply_secs = apply.exit.elapsed.as_secs_f64();
     let floor_secs = copy.elapsed.as_secs_f64();
-    out.figures.push(
+    out.add(
         Figure::against(
             "b",
             format!("backfill -apply, {} rows", copy.rows),
@@ -299,7 +321,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         )
         .with_target(Target::RatioAtMost(1.25)),
     );
-    out.figures.push(Figure::against(
+    out.add(Figure::against(
         "b",
         "backfill -apply rate",
         migrated as f64 / apply_secs.max(1e-9),
@@ -307,7 +329,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         "(a)",
         copy.rows as f64 / floor_secs.max(1e-9),
     ));
-    out.figures.push(
+    out.add(
         Figure::plain(
             "b",
             "backfill -apply peak RSS",
@@ -342,7 +364,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             anti.mismatches
         ));
     }
-    out.figures.push(
+    out.add(
         Figure::against(
             "d",
             "backfill -verify -all",
@@ -353,7 +375,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         )
         .with_target(Target::RatioAtMost(3.0)),
     );
-    out.figures.push(
+    out.add(
         Figure::plain(
             "d",
             "backfill -verify -all peak RSS",
@@ -373,7 +395,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     naive_plugin.stop().await;
     let naive_run = naive_run?;
     let naive_total = naive_run.extrapolate(copy.rows).as_secs_f64();
-    out.figures.push(
+    out.add(
         Figure::against(
             "c",
             format!(
@@ -463,7 +485,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
 
     // (h) the Postgres plugin's peak memory.
     let exit = plugin.stop().await;
-    out.figures.push(Figure::plain(
+    out.add(Figure::plain(
         "h",
         "plugin (Postgres) peak RSS",
         exit.peak_rss_bytes as f64,
@@ -712,7 +734,7 @@ fn push_latency_figures(
 ) {
     load_failures(out, &format!("{label} via plugin"), via_plugin);
     load_failures(out, &format!("{label} direct"), direct);
-    out.figures.push(Figure::against(
+    out.add(Figure::against(
         section,
         format!("{label} p50"),
         via_plugin.p50_ms,
@@ -720,7 +742,7 @@ fn push_latency_figures(
         floor_name,
         direct.p50_ms,
     ));
-    out.figures.push(Figure::against(
+    out.add(Figure::against(
         section,
         format!("{label} p99"),
         via_plugin.p99_ms,
@@ -738,7 +760,7 @@ fn push_throughput_figures(
     direct: &LoadSummary,
     floor_name: &str,
 ) {
-    out.figures.push(Figure::against(
+    out.add(Figure::against(
         section,
         format!("{label}: throughput"),
         via_plugin.per_second,
@@ -778,7 +800,7 @@ async fn sqlite_figures(
     create_all_namespaces(pool, &http).await?;
     let loaded = load_through_batches(pool, &http, rows, |_| None).await?;
     let load_secs = load_started.elapsed().as_secs_f64();
-    out.figures.push(
+    out.add(
         Figure::plain(
             "g",
             format!("SQLite load through the batch route, {loaded} rows"),
@@ -888,7 +910,7 @@ async fn sqlite_figures(
     floor.close().await;
     plugin.sample_peak();
     let exit = plugin.stop().await;
-    out.figures.push(Figure::plain(
+    out.add(Figure::plain(
         "h",
         "plugin (SQLite) peak RSS",
         exit.peak_rss_bytes as f64,
@@ -1041,7 +1063,7 @@ async fn semantic_figures(
         &result.direct,
         "direct SQL",
     );
-    out.figures.push(Figure::plain(
+    out.add(Figure::plain(
         "h",
         "plugin (PG18, pgvector) peak RSS",
         result.plugin_peak_rss as f64,
