@@ -70,7 +70,8 @@ pub struct LegacyRow {
     pub updated_at: Option<DateTime<Utc>>,
     /// The old `namespace` label (default `general`).
     pub label: Option<String>,
-    /// pgvector text form, e.g. `[0.1,0.2]`.
+    /// pgvector text form, e.g. `[0.1,0.2]`; an empty string when the scan
+    /// only asked whether there is one.
     pub embedding: Option<String>,
 }
 
@@ -174,10 +175,12 @@ impl LegacySchema {
             } else {
                 "NULL::text AS label"
             },
-            if self.has_embedding && with_embedding {
-                "embedding::text AS embedding"
-            } else {
-                "NULL::text AS embedding"
+            match (self.has_embedding, with_embedding) {
+                (true, true) => "embedding::text AS embedding",
+                // Only whether there is one (an empty marker), for the
+                // not-carried count, without moving the vector itself.
+                (true, false) => "CASE WHEN embedding IS NULL THEN NULL ELSE '' END AS embedding",
+                (false, _) => "NULL::text AS embedding",
             },
         )
     }
