@@ -124,7 +124,8 @@ pub fn redact_url(url: &Url) -> String {
 /// Parses a legacy Postgres URL into connect options.
 ///
 /// Accepted query parameters: `sslmode` (disable, allow, prefer, require,
-/// verify-ca, verify-full), `search_path` (applied as a session setting),
+/// verify-ca, verify-full; TLS through rustls), `sslrootcert`, `sslcert`,
+/// `sslkey`, `search_path` (applied as a session setting),
 /// `application_name`, `options` (`-c name=value` settings), `host`, `port`,
 /// `dbname`, `user`, `password`. Others (`connect_timeout`, ...) are ignored.
 ///
@@ -199,6 +200,9 @@ pub fn parse_database_url(raw: &str) -> Result<LegacyDbConfig, ConfigError> {
                     .map_err(|_| bad(format!("port={value:?} is not a port number")))?;
                 opts = opts.port(port);
             }
+            "sslrootcert" => opts = opts.ssl_root_cert(value.as_str()),
+            "sslcert" => opts = opts.ssl_client_cert(value.as_str()),
+            "sslkey" => opts = opts.ssl_client_key(value.as_str()),
             "dbname" => opts = opts.database(&value),
             "user" => opts = opts.username(&value),
             "password" => {

@@ -322,3 +322,30 @@ async fn search_path_in_the_database_url_selects_the_legacy_schema() {
         text(&missing)
     );
 }
+
+#[tokio::test]
+async fn sslmode_require_in_the_database_url_connects_over_tls() {
+    let legacy = Legacy::new().await;
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&legacy.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        ssl, "on",
+        "this test needs a PostgreSQL server with ssl = on (Debian's default configuration)"
+    );
+    let target = TargetPlugin::start(false).await;
+    let base = legacy.db.url().to_string();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}sslmode=require");
+    let plugin_url = target.url().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        backfill(
+            &["-dry-run"],
+            &[("DATABASE_URL", &url), ("MEMORY_PLUGIN_URL", &plugin_url)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+}

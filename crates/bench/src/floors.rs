@@ -282,7 +282,8 @@ pub async fn search_direct(
 /// When the database cannot be reached.
 pub async fn schema_pool(url: &url::Url, schema: &str, max_connections: u32) -> Result<PgPool> {
     // `public` after the plugin schema: that is where pgvector's type lives.
-    let search_path = format!("{schema}, public");
+    // No space after the comma: the value travels in a `-c` startup option.
+    let search_path = format!("{schema},public");
     let opts =
         crate::scratch::connect_options(url)?.options([("search_path", search_path.as_str())]);
     sqlx::postgres::PgPoolOptions::new()
