@@ -6,7 +6,10 @@
 //! (`crates/plugin/src/store/postgres.rs`), so a ratio measures what the
 //! plugin adds around the same SQL, not a different query plan.
 
+// The plugin's own write statement (without embeddings), so the floor runs
+// exactly what the store runs.
 use anyhow::{Context, Result};
+use memory_plugin::store::postgres::INSERT_SQL;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -127,43 +130,6 @@ pub async fn anti_join(pool: &PgPool, schema: &str) -> Result<AntiJoinFloor> {
         mismatches,
     })
 }
-
-/// The plugin's write statement without embeddings: unnested arrays,
-/// a `FOR KEY SHARE` lock on live namespaces, upsert on id within the same
-/// namespace.
-const INSERT_SQL: &str = "
-    WITH input AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamptz[], $7::jsonb[], $8::bool[], $9::timestamptz[])
-            AS t(id, namespace, content, kind, source, expires_at, propagation, pin, created_at)
-    ),
-    live AS (
-        SELECT name FROM memory_namespaces
-        WHERE name IN (SELECT namespace FROM input)
-          AND (expires_at IS NULL OR expires_at > now())
-        FOR KEY SHARE
-    )
-    INSERT INTO memory_records AS m
-        (id, namespace, content, kind, source, expires_at, propagation, pin, created_at)
-    SELECT i.id, i.namespace, i.content, i.kind, i.source, i.expires_at, i.propagation,
-           i.pin, COALESCE(i.created_at, now())
-    FROM input i JOIN live ON live.name = i.namespace
-    ON CONFLICT (id) DO UPDATE SET
-        content = EXCLUDED.content,
-        kind = EXCLUDED.kind,
-        source = EXCLUDED.source,
-        expires_at = EXCLUDED.expires_at,
-        propagation = EXCLUDED.propagation,
-        pin = EXCLUDED.pin,
-        created_at = CASE
-            WHEN EXCLUDED.created_at = now() AND m.namespace = EXCLUDED.namespace
-                THEN m.created_at
-            ELSE EXCLUDED.created_at
-        END,
-        namespace = EXCLUDED.namespace
-    WHERE m.namespace = EXCLUDED.namespace
-       OR (m.expires_at IS NOT NULL AND m.expires_at <= now())
-    RETURNING m.id";
 
 /// Floor (e): one memory written with the plugin's statement, on a pool
 /// whose `search_path` is the plugin schema.

@@ -77,39 +77,20 @@ pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> 
     .fetch_optional(&mut *tx)
     .await?;
     anyhow::ensure!(live.is_some(), "namespace {namespace} is not live");
-    let stored: Option<String> = sqlx::query_scalar(
-        "INSERT INTO memory_records
-             (id, namespace, content, kind, source, expires_at, propagation, pin, embedding,
-              created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(?10, ?11))
-         ON CONFLICT (id) DO UPDATE SET
-             content = excluded.content,
-             kind = excluded.kind,
-             source = excluded.source,
-             expires_at = excluded.expires_at,
-             propagation = excluded.propagation,
-             pin = excluded.pin,
-             embedding = excluded.embedding,
-             created_at = coalesce(?10, CASE
-                 WHEN memory_records.expires_at IS NOT NULL
-                      AND memory_records.expires_at <= ?11 THEN ?11
-                 ELSE memory_records.created_at END)
-         WHERE memory_records.namespace = excluded.namespace
-         RETURNING id",
-    )
-    .bind(Uuid::new_v4().to_string())
-    .bind(namespace)
-    .bind(content)
-    .bind("fact")
-    .bind("agent")
-    .bind(None::<String>)
-    .bind(None::<String>)
-    .bind(0i64)
-    .bind(None::<Vec<u8>>)
-    .bind(None::<String>)
-    .bind(&now)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let stored: Option<String> = sqlx::query_scalar(memory_plugin::store::sqlite::WRITE_MEMORY_SQL)
+        .bind(Uuid::new_v4().to_string())
+        .bind(namespace)
+        .bind(content)
+        .bind("fact")
+        .bind("agent")
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(0i64)
+        .bind(None::<Vec<u8>>)
+        .bind(None::<String>)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
     anyhow::ensure!(stored.is_some(), "insert wrote nothing");
     tx.commit().await?;
     Ok(())

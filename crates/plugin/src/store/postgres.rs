@@ -424,7 +424,9 @@ macro_rules! insert_sql {
     };
 }
 
-const INSERT_SQL: &str = insert_sql!("", "", "", "", "");
+/// The write statement for a database without pgvector. Public so that
+/// benchmarks measure the very statement the store runs.
+pub const INSERT_SQL: &str = insert_sql!("", "", "", "", "");
 const INSERT_WITH_EMBEDDING_SQL: &str = insert_sql!(
     ", embedding",
     ", $10::text[]",

@@ -37,6 +37,30 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The single-memory upsert. The WHERE on DO UPDATE keeps a row that lives
+/// in another namespace untouched; RETURNING then yields nothing, which is
+/// the conflict. A row that had expired counts as new, so it takes a new
+/// creation time unless the write carries one. Public so that benchmarks
+/// measure the very statement the store runs.
+pub const WRITE_MEMORY_SQL: &str = "INSERT INTO memory_records
+                 (id, namespace, content, kind, source, expires_at, propagation, pin, embedding,
+                  created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(?10, ?11))
+             ON CONFLICT (id) DO UPDATE SET
+                 content = excluded.content,
+                 kind = excluded.kind,
+                 source = excluded.source,
+                 expires_at = excluded.expires_at,
+                 propagation = excluded.propagation,
+                 pin = excluded.pin,
+                 embedding = excluded.embedding,
+                 created_at = coalesce(?10, CASE
+                     WHEN memory_records.expires_at IS NOT NULL
+                          AND memory_records.expires_at <= ?11 THEN ?11
+                     ELSE memory_records.created_at END)
+             WHERE memory_records.namespace = excluded.namespace
+             RETURNING id";
+
 /// How long a connection waits for a lock held by another process (another
 /// `memory-plugin`, the `sqlite3` shell) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -407,44 +431,21 @@ impl SqliteStore {
         state.require(namespace)?;
 
         let id = write.id.unwrap_or_else(Uuid::new_v4);
-        // The WHERE on DO UPDATE keeps a row that lives in another namespace
-        // untouched; RETURNING then yields nothing, which is the conflict.
-        // A row that had expired counts as new, so it takes a new creation
-        // time unless the write carries one.
-        let stored: Option<String> = sqlx::query_scalar(
-            "INSERT INTO memory_records
-                 (id, namespace, content, kind, source, expires_at, propagation, pin, embedding,
-                  created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce(?10, ?11))
-             ON CONFLICT (id) DO UPDATE SET
-                 content = excluded.content,
-                 kind = excluded.kind,
-                 source = excluded.source,
-                 expires_at = excluded.expires_at,
-                 propagation = excluded.propagation,
-                 pin = excluded.pin,
-                 embedding = excluded.embedding,
-                 created_at = coalesce(?10, CASE
-                     WHEN memory_records.expires_at IS NOT NULL
-                          AND memory_records.expires_at <= ?11 THEN ?11
-                     ELSE memory_records.created_at END)
-             WHERE memory_records.namespace = excluded.namespace
-             RETURNING id",
-        )
-        .bind(id.to_string())
-        .bind(namespace)
-        .bind(&write.content)
-        .bind(write.kind.as_str())
-        .bind(write.source.as_str())
-        .bind(expires_at)
-        .bind(codec::encode_json(write.propagation.as_ref()))
-        .bind(i64::from(write.pin.unwrap_or(false)))
-        .bind(write.embedding.as_deref().map(codec::encode_embedding))
-        .bind(created_at)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db_error("writing memory", e))?;
+        let stored: Option<String> = sqlx::query_scalar(WRITE_MEMORY_SQL)
+            .bind(id.to_string())
+            .bind(namespace)
+            .bind(&write.content)
+            .bind(write.kind.as_str())
+            .bind(write.source.as_str())
+            .bind(expires_at)
+            .bind(codec::encode_json(write.propagation.as_ref()))
+            .bind(i64::from(write.pin.unwrap_or(false)))
+            .bind(write.embedding.as_deref().map(codec::encode_embedding))
+            .bind(created_at)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| db_error("writing memory", e))?;
         match stored {
             Some(_) => Ok(WriteAck {
                 id,
