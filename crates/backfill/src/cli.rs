@@ -41,6 +41,32 @@ pub enum VerifyScope {
     All,
 }
 
+/// How `-verify` reads the plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMethod {
+    /// `scan` for `-all` when advertised, else `list` when advertised, else `search`.
+    #[default]
+    Auto,
+    /// Extension `scan`: one pass over every plugin memory in id order (`-all` only).
+    Scan,
+    /// Extension `list`: each target namespace, page by page.
+    List,
+    /// v1 searches only.
+    Search,
+}
+
+impl VerifyMethod {
+    /// The method's name in flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMethod::Auto => "auto",
+            VerifyMethod::Scan => "scan",
+            VerifyMethod::List => "list",
+            VerifyMethod::Search => "search",
+        }
+    }
+}
+
 /// A validated run plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -53,6 +79,8 @@ pub struct Plan {
     pub verify: VerifyScope,
     /// Verify: seed of the random sample (`setseed`), for reproducible samples.
     pub seed: Option<i64>,
+    /// Verify: how the plugin is read.
+    pub verify_method: VerifyMethod,
     /// Most rows per batch request.
     pub batch_rows: usize,
     /// Most bytes per batch request body (an item larger than this travels alone).
@@ -123,6 +151,8 @@ OPTIONS:
     -verify-sample=N    Verify: sample N workspaces instead of 50.
     -all                Verify: every workspace.
     -seed=N             Verify: seed for the random sample (printed when not given).
+    -verify-method=M    Verify: auto (default), scan, list or search. auto uses scan
+                        for -all when the plugin advertises it, else list, else search.
     -batch-rows=N       Rows per batch request (1..=1000, default 500).
     -batch-bytes=N      Bytes per batch request (65536..=15728640, default 4194304).
     -concurrency=N      Requests in flight (1..=64, default 4 with batch, 16 without).
@@ -149,6 +179,7 @@ struct RawFlags {
     verify_sample: Option<u32>,
     all: bool,
     seed: Option<i64>,
+    verify_method: Option<VerifyMethod>,
     batch_rows: Option<usize>,
     batch_bytes: Option<usize>,
     concurrency: Option<usize>,
@@ -163,6 +194,7 @@ const VALUE_FLAGS: &[&str] = &[
     "workspace",
     "verify-sample",
     "seed",
+    "verify-method",
     "batch-rows",
     "batch-bytes",
     "concurrency",
@@ -258,6 +290,20 @@ fn set_value(raw: &mut RawFlags, name: &str, value: &str) -> Result<(), UsageErr
                     .map_err(|_| usage(format!("-seed: {value:?} is not an integer")))?,
             )
         }
+        "verify-method" => {
+            raw.verify_method = Some(match value.trim().to_ascii_lowercase().as_str() {
+                "auto" => VerifyMethod::Auto,
+                "scan" => VerifyMethod::Scan,
+                "list" => VerifyMethod::List,
+                "search" => VerifyMethod::Search,
+                _ => {
+                    return Err(usage(format!(
+                        "-verify-method: {:?} is not one of auto, scan, list, search",
+                        memory_contract::validate::excerpt(value, 32)
+                    )))
+                }
+            })
+        }
         "batch-rows" => {
             raw.batch_rows = Some(ranged(
                 name,
@@ -327,6 +373,7 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
     verify_only(raw.verify_sample.is_some(), "-verify-sample")?;
     verify_only(raw.all, "-all")?;
     verify_only(raw.seed.is_some(), "-seed")?;
+    verify_only(raw.verify_method.is_some(), "-verify-method")?;
     if raw.limit.is_some() && mode == Mode::Verify {
         return Err(usage(
             "-limit does not apply to -verify; use -verify-sample=N, -workspace=UUID or -all",
@@ -356,12 +403,19 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
     if raw.seed.is_some() && !matches!(verify, VerifyScope::Sample(_)) {
         return Err(usage("-seed only applies to a sampled -verify"));
     }
+    let verify_method = raw.verify_method.unwrap_or_default();
+    if verify_method == VerifyMethod::Scan && verify != VerifyScope::All {
+        return Err(usage(
+            "-verify-method=scan reads every plugin memory, so it needs -all",
+        ));
+    }
     Ok(Plan {
         mode,
         limit: raw.limit,
         workspace: raw.workspace,
         verify,
         seed: raw.seed,
+        verify_method,
         batch_rows: raw.batch_rows.unwrap_or(DEFAULT_BATCH_ROWS),
         batch_bytes: raw.batch_bytes.unwrap_or(DEFAULT_BATCH_BYTES),
         concurrency: raw.concurrency.unwrap_or(0),

@@ -271,7 +271,6 @@ pub async fn run(
         let compared = verify::list_compare(
             pool,
             plugin,
-            schema,
             &mut resolver,
             &workspaces,
             carry,

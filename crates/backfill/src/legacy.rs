@@ -186,6 +186,11 @@ impl LegacySchema {
     }
 }
 
+/// The select list of a parity check: the columns verify compares and the
+/// mapping reads, the others as NULLs (still decodable by [`decode_row`]).
+pub const VERIFY_SELECT: &str = "id, workspace_id, content, scope::text AS scope, created_at, \
+     NULL::timestamptz AS updated_at, NULL::text AS label, NULL::text AS embedding";
+
 /// Decodes one row of [`LegacySchema::select_list`].
 ///
 /// # Errors

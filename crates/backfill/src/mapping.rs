@@ -131,6 +131,15 @@ pub fn namespace_name(kind: NamespaceKind, id: uuid::Uuid) -> String {
 /// Finds the target namespace of a row, or why it is skipped (all reasons but
 /// `too_large`, which depends on the write).
 pub fn target_for(row: &LegacyRow, resolver: &mut Resolver) -> Result<Target, Skip> {
+    target_with(row, |ws| resolver.place(ws))
+}
+
+/// [`target_for`] with any way of placing a workspace (`None`: not in the
+/// table).
+pub fn target_with(
+    row: &LegacyRow,
+    place: impl FnOnce(uuid::Uuid) -> Option<crate::resolver::Placement>,
+) -> Result<Target, Skip> {
     let raw_scope = row.scope.as_deref().unwrap_or("");
     let Some(scope) = Scope::parse(raw_scope) else {
         return Err(Skip {
@@ -150,7 +159,7 @@ pub fn target_for(row: &LegacyRow, resolver: &mut Resolver) -> Result<Target, Sk
             detail: "workspace_id is NULL".into(),
         });
     };
-    let Some(placement) = resolver.place(ws) else {
+    let Some(placement) = place(ws) else {
         return Err(Skip {
             reason: SkipReason::DanglingWorkspace,
             detail: format!("workspace {ws} is not in the workspaces table"),

@@ -23,6 +23,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Capabilities {
     pub batch: bool,
     pub list: bool,
+    pub scan: bool,
     pub created_at: bool,
     pub embedding: bool,
     pub fts: bool,
@@ -97,6 +98,7 @@ impl Plugin {
         let caps = Capabilities {
             batch: health.supports(capability::BATCH),
             list: health.supports(capability::LIST),
+            scan: health.supports(capability::SCAN),
             created_at: health.supports(capability::CREATED_AT),
             embedding: health.supports(capability::EMBEDDING),
             fts: health.supports(capability::FTS),

@@ -44,6 +44,14 @@ impl<T> Capped<T> {
         }
     }
 
+    /// Appends another list, keeping the cap.
+    pub fn absorb(&mut self, other: Capped<T>) {
+        for item in other.items {
+            self.push(item);
+        }
+        self.omitted += other.omitted;
+    }
+
     /// Kept plus omitted.
     pub fn total(&self) -> u64 {
         self.items.len() as u64 + self.omitted

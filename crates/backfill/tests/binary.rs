@@ -238,11 +238,19 @@ async fn a_run_killed_mid_way_then_rerun_ends_in_exact_parity() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    // Kill it once a fair share of rows has arrived, before it can finish.
+    // Kill it once a fair share of rows has arrived and a checkpoint has
+    // been saved (at most once a second), before it can finish.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let held = target.records().await.len();
-        if held >= total / 5 {
+        let checkpointed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM memory_plugin.memory_records
+              WHERE namespace = 'custom:memory-backfill'",
+        )
+        .fetch_one(&target.pool)
+        .await
+        .unwrap();
+        if held >= total / 5 && checkpointed > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "no progress");

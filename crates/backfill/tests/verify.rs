@@ -84,10 +84,20 @@ async fn verify_passes_after_apply_on_a_sample_one_workspace_and_all() {
     assert_eq!(one.rows_matched, 8, "{one}");
     assert_eq!(one.skipped.get(&SkipReason::BlankContent), Some(&1));
 
-    let every = verify_report(run(&legacy, &target, &["-verify", "-all"]).await);
-    assert_eq!(every.exit_code(), 0, "{every}");
-    assert_eq!(every.rows_checked, legacy.count().await as u64 - 1);
-    assert_eq!(every.method, "list");
+    // -all reads the plugin in one scan; the per-namespace lists agree.
+    for (args, method) in [
+        (&["-verify", "-all"][..], "scan"),
+        (&["-verify", "-all", "-verify-method=list"][..], "list"),
+    ] {
+        let every = verify_report(run(&legacy, &target, args).await);
+        assert_eq!(every.exit_code(), 0, "{every}");
+        assert_eq!(every.rows_checked, legacy.count().await as u64 - 1);
+        assert_eq!(every.rows_matched, every.rows_checked);
+        assert_eq!(every.skipped.get(&SkipReason::BlankContent), Some(&1));
+        assert_eq!(every.method, method);
+    }
+    let sample = verify_report(run(&legacy, &target, &["-verify", "-verify-sample=3"]).await);
+    assert_eq!(sample.method, "list", "a sample lists its namespaces");
 }
 
 #[tokio::test]
@@ -153,37 +163,40 @@ async fn injected_faults_are_found_exactly_with_their_kinds() {
         ))
         .await;
 
-    let v = verify_report(run(&legacy, &target, &["-verify", "-all"]).await);
-    assert_eq!(v.exit_code(), 1);
-    let want: BTreeMap<MismatchKind, u64> = [
-        (MismatchKind::Missing, 2),
-        (MismatchKind::ContentDiffers, 1),
-        (MismatchKind::WrongNamespace, 1),
-        (MismatchKind::CreatedAtDiffers, 1),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(v.mismatch_counts, want, "{v}");
-    let by_id: BTreeMap<Uuid, MismatchKind> =
-        v.mismatches.items.iter().map(|m| (m.id, m.kind)).collect();
-    assert_eq!(by_id[&deleted1], MismatchKind::Missing);
-    assert_eq!(by_id[&deleted2], MismatchKind::Missing);
-    assert_eq!(by_id[&changed], MismatchKind::ContentDiffers);
-    assert_eq!(by_id[&moved], MismatchKind::WrongNamespace);
-    assert_eq!(by_id[&shifted], MismatchKind::CreatedAtDiffers);
-    let moved_report = v.mismatches.items.iter().find(|m| m.id == moved).unwrap();
-    assert_eq!(
-        moved_report.found_namespace.as_deref(),
-        Some(moved_to.as_str())
-    );
-    for m in &v.mismatches.items {
-        assert!(
-            m.excerpt.contains("note"),
-            "excerpt of the legacy content: {m:?}"
+    for method in ["scan", "list"] {
+        let method_arg = format!("-verify-method={method}");
+        let v = verify_report(run(&legacy, &target, &["-verify", "-all", &method_arg]).await);
+        assert_eq!((v.exit_code(), v.method), (1, method), "{v}");
+        let want: BTreeMap<MismatchKind, u64> = [
+            (MismatchKind::Missing, 2),
+            (MismatchKind::ContentDiffers, 1),
+            (MismatchKind::WrongNamespace, 1),
+            (MismatchKind::CreatedAtDiffers, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(v.mismatch_counts, want, "{method}: {v}");
+        let by_id: BTreeMap<Uuid, MismatchKind> =
+            v.mismatches.items.iter().map(|m| (m.id, m.kind)).collect();
+        assert_eq!(by_id[&deleted1], MismatchKind::Missing);
+        assert_eq!(by_id[&deleted2], MismatchKind::Missing);
+        assert_eq!(by_id[&changed], MismatchKind::ContentDiffers);
+        assert_eq!(by_id[&moved], MismatchKind::WrongNamespace);
+        assert_eq!(by_id[&shifted], MismatchKind::CreatedAtDiffers);
+        let moved_report = v.mismatches.items.iter().find(|m| m.id == moved).unwrap();
+        assert_eq!(
+            moved_report.found_namespace.as_deref(),
+            Some(moved_to.as_str())
         );
+        for m in &v.mismatches.items {
+            assert!(
+                m.excerpt.contains("note"),
+                "excerpt of the legacy content: {m:?}"
+            );
+        }
+        let text = v.to_string();
+        assert!(text.contains("missing") && text.contains("FAIL"), "{text}");
     }
-    let text = v.to_string();
-    assert!(text.contains("missing") && text.contains("FAIL"), "{text}");
 
     // The same faults seen by a one-workspace verify of an affected workspace.
     let owner = legacy_owner(&legacy, deleted1).await;
@@ -298,19 +311,23 @@ async fn verify_against_a_plugin_that_went_down_counts_errors_and_fails() {
     } = target;
     server.shutdown().await.unwrap();
     let schema = legacy.schema().await;
-    let report = memory_backfill::runner::run_with(
-        &plan(&["-verify", "-all"]),
-        &legacy.pool,
-        &schema,
-        &plugin,
-        false,
-    )
-    .await
-    .unwrap();
-    let v = verify_report(report);
-    assert!(v.errors > 0, "{v}");
-    assert_eq!(v.exit_code(), 1);
-    assert!(v.to_string().contains("cannot list"), "{v}");
+    for (method, message) in [("scan", "cannot scan"), ("list", "cannot list")] {
+        let method_arg = format!("-verify-method={method}");
+        let report = memory_backfill::runner::run_with(
+            &plan(&["-verify", "-all", &method_arg]),
+            &legacy.pool,
+            &schema,
+            &plugin,
+            false,
+        )
+        .await
+        .unwrap();
+        let v = verify_report(report);
+        assert!(v.errors > 0, "{v}");
+        assert_eq!(v.exit_code(), 1);
+        assert_eq!(v.rows_matched, 0, "{v}");
+        assert!(v.to_string().contains(message), "{v}");
+    }
     drop((db, pool));
 }
 
@@ -416,4 +433,73 @@ async fn verify_of_an_unknown_workspace_lists_its_rows_as_skipped() {
         .warnings
         .iter()
         .any(|w| w.contains("not in the workspaces table")));
+}
+
+#[tokio::test]
+async fn both_exact_methods_list_the_rows_apply_skips() {
+    let (legacy, target, all) = applied(false).await;
+    legacy
+        .memory(
+            uuid(7001),
+            Some(all[0]),
+            Some("SOMETIMES"),
+            Some("odd scope"),
+        )
+        .await;
+    legacy
+        .memory(uuid(7002), None, Some("LOCAL"), Some("nobody's"))
+        .await;
+    legacy
+        .memory(uuid(7003), Some(uuid(4242)), Some("TEAM"), Some("orphan"))
+        .await;
+    legacy
+        .memory(
+            uuid(7004),
+            Some(all[2]),
+            Some(" team "),
+            Some("loose scope"),
+        )
+        .await;
+    let want: BTreeMap<SkipReason, u64> = [
+        (SkipReason::UnknownScope, 1),
+        (SkipReason::NoWorkspace, 1),
+        (SkipReason::DanglingWorkspace, 1),
+        (SkipReason::BlankContent, 1),
+    ]
+    .into_iter()
+    .collect();
+    let mut checked = Vec::new();
+    for method in ["scan", "list"] {
+        let method_arg = format!("-verify-method={method}");
+        let v = verify_report(run(&legacy, &target, &["-verify", "-all", &method_arg]).await);
+        assert_eq!(v.skipped, want, "{method}: {v}");
+        // The loosely spelled TEAM row was never applied: missing, not skipped.
+        assert_eq!(
+            v.mismatch_counts.get(&MismatchKind::Missing),
+            Some(&1),
+            "{v}"
+        );
+        assert_eq!(v.mismatches.items[0].id, uuid(7004));
+        assert_eq!(v.exit_code(), 1);
+        checked.push(v.rows_checked);
+    }
+    assert_eq!(checked[0], checked[1]);
+}
+
+#[tokio::test]
+async fn scan_is_refused_without_all_or_when_the_plugin_lacks_it() {
+    let (legacy, target, _all) = applied(true).await;
+    let schema = legacy.schema().await;
+    let err = memory_backfill::runner::run_with(
+        &plan(&["-verify", "-all", "-verify-method=scan"]),
+        &legacy.pool,
+        &schema,
+        &target.plugin,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("does not advertise"), "{err}");
+    let usage = memory_backfill::cli::parse(["-verify", "-verify-method=scan"]).unwrap_err();
+    assert!(usage.to_string().contains("needs -all"), "{usage}");
 }

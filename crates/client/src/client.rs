@@ -413,6 +413,37 @@ impl Client {
             .await
     }
 
+    /// Extension `scan`: `GET /v1/memories?after=&before=&limit=`, one page
+    /// of every live memory of every live namespace, ordered by id, with ids
+    /// strictly between `after` and `before` when given. Pass the page's
+    /// `next_after` as `after` to get the next one.
+    ///
+    /// # Errors
+    /// [`ClientError::Unsupported`] when the plugin does not advertise `scan`;
+    /// [`ClientError::Validation`] for a limit outside 1..=1000.
+    pub async fn scan_memories(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<ListResponse, ClientError> {
+        let limit = validate::list_limit(Some(i64::from(limit)))?;
+        self.require(capability::SCAN).await?;
+        let mut url = self.url(&["v1", "memories"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = after {
+                query.append_pair("after", &after.to_string());
+            }
+            if let Some(before) = before {
+                query.append_pair("before", &before.to_string());
+            }
+            query.append_pair("limit", &limit.to_string());
+        }
+        self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
+            .await
+    }
+
     /// `DELETE /v1/memories/{id}` on behalf of `namespace`: deletes the
     /// memory only if it lives there.
     ///

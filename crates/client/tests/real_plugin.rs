@@ -184,6 +184,26 @@ async fn every_method_round_trips_against_the_postgres_plugin() {
     assert!(page.memories[0].id < rest.memories[0].id);
     assert_eq!(rest.next_after, None);
 
+    // Scan pages through every namespace in id order.
+    let mut scanned = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .scan_memories(after, None, 2)
+            .await
+            .expect("scan page");
+        scanned.extend(page.memories.into_iter().map(|m| (m.id, m.namespace)));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(scanned.windows(2).all(|w| w[0].0 < w[1].0), "{scanned:?}");
+    assert!(scanned.iter().any(|(_, n)| n == ns));
+    assert!(scanned.iter().any(|(_, n)| n == other));
+    assert!(scanned.iter().any(|(id, _)| *id == first.id));
+    assert!(client.scan_memories(None, None, 1001).await.is_err());
+
     // Forget: wrong namespace is 404 and keeps the memory; right one deletes.
     let wrong = client.forget(first.id, other).await.unwrap_err();
     assert_eq!(wrong.code(), Some(&ErrorCode::NotFound));
@@ -264,6 +284,11 @@ async fn extensions_are_refused_locally_against_a_v1_only_plugin() {
         .unwrap_err();
     assert!(
         matches!(err, ClientError::Unsupported(ref c) if c == capability::LIST),
+        "{err:?}"
+    );
+    let err = client.scan_memories(None, None, 10).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unsupported(ref c) if c == capability::SCAN),
         "{err:?}"
     );
     let err = client

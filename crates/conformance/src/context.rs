@@ -253,7 +253,21 @@ impl CheckCtx {
         segments: &[&str],
         body: Option<&str>,
     ) -> StepResult<RawAnswer> {
-        let url = self.suite.url(segments);
+        self.raw_with_query(method, segments, &[], body).await
+    }
+
+    /// [`CheckCtx::raw`] with query parameters.
+    pub async fn raw_with_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> StepResult<RawAnswer> {
+        let mut url = self.suite.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let what = format!("{method} {}", url.path());
         let mut request = self.suite.raw_request(method, url);
         if let Some(b) = body {

@@ -240,6 +240,16 @@ async fn list_out_of_order_fails_list_paging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_out_of_order_fails_scan_paging() {
+    assert_check_fails(
+        Fault::ScanOutOfOrder,
+        "scan_paging",
+        &["ascending id order"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_created_at_fails_created_at_kept() {
     assert_check_fails(Fault::DropCreatedAt, "created_at_kept", &["2020-01-02"]).await;
 }

@@ -39,11 +39,15 @@ pub mod capability {
     pub const LIST: &str = "list";
     /// Extension: a memory write may carry `created_at`.
     pub const CREATED_AT: &str = "created_at";
+    /// Extension: `GET /v1/memories` pages through every live memory of
+    /// every live namespace, ordered by id, optionally within an id range
+    /// (a migration's parity check).
+    pub const SCAN: &str = "scan";
 
     /// The capabilities defined by v1 itself.
     pub const V1: &[&str] = &[FTS, EMBEDDING, TTL, PIN, PROPAGATION];
     /// The capabilities added by this project's extensions.
-    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT];
+    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT, SCAN];
 }
 
 /// Limits that are part of the contract as this project serves it.
@@ -76,6 +80,8 @@ pub mod route {
     pub const SEARCH: &str = "/v1/search";
     pub const MEMORY: &str = "/v1/memories/{id}";
     pub const BATCH: &str = "/v1/memories/batch";
+    /// Extension `scan`.
+    pub const MEMORIES: &str = "/v1/memories";
 }
 
 /// Error codes carried in [`ErrorEnvelope::code`].
@@ -457,7 +463,23 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-/// Extension `list`: one page of a namespace's memories, ordered by id.
+/// Extension `scan`: query of `GET /v1/memories`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScanQuery {
+    /// Exclusive lower bound on the memory id (a UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Exclusive upper bound on the memory id (a UUID), so that disjoint id
+    /// ranges can be read in parallel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// 1..=1000; absent or 0 means 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// Extension `list`: one page of a namespace's memories, ordered by id
+/// (extension `scan`: of every namespace's memories).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListResponse {
     pub memories: Vec<Memory>,

@@ -8,7 +8,7 @@ use memory_contract::{
     capability, limits, route, BatchItemResult, BatchRequest, BatchResponse, BatchWrite, ErrorCode,
     ErrorEnvelope, ForgetRequest, Health, ListQuery, ListResponse, Memory, MemoryKind,
     MemorySource, MemoryWrite, Namespace, NamespaceKind, NamespacePatch, NamespaceUpsert,
-    SearchRequest, SearchResponse, WriteAck,
+    ScanQuery, SearchRequest, SearchResponse, WriteAck,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -438,6 +438,7 @@ fn operations() -> Vec<Operation> {
             "200",
             Some("BatchResponse"),
         ),
+        op(route::MEMORIES, "get", None, "200", Some("ListResponse")),
     ]
 }
 
@@ -549,21 +550,28 @@ fn every_error_answer_carries_the_envelope() {
 }
 
 #[test]
-fn list_query_parameters_are_the_list_query_fields() {
+fn list_and_scan_query_parameters_are_their_query_fields() {
     let doc = document();
-    let params: BTreeSet<String> = doc["paths"][route::NAMESPACE_MEMORIES]["get"]["parameters"]
-        .as_array()
-        .expect("list parameters")
-        .iter()
-        .map(|p| resolve(&doc, p))
-        .filter(|p| p["in"] == "query")
-        .map(|p| p["name"].as_str().expect("name").to_string())
-        .collect();
-    let fields = keys_of(&ListQuery {
+    let list = keys_of(&ListQuery {
         after: Some("x".into()),
         limit: Some(1),
     });
-    assert_eq!(params, fields);
+    let scan = keys_of(&ScanQuery {
+        after: Some("x".into()),
+        before: Some("y".into()),
+        limit: Some(1),
+    });
+    for (path, fields) in [(route::NAMESPACE_MEMORIES, list), (route::MEMORIES, scan)] {
+        let params: BTreeSet<String> = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("page parameters")
+            .iter()
+            .map(|p| resolve(&doc, p))
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().expect("name").to_string())
+            .collect();
+        assert_eq!(params, fields, "{path}");
+    }
 }
 
 #[test]
@@ -589,13 +597,19 @@ fn limits_in_the_document_match_the_contract() {
         schema(&doc, "BatchRequest")["properties"]["writes"]["maxItems"],
         limits::BATCH_ITEMS_MAX
     );
-    let list_limit = doc["paths"][route::NAMESPACE_MEMORIES]["get"]["parameters"]
-        .as_array()
-        .expect("list parameters")
-        .iter()
-        .find(|p| p["name"] == "limit")
-        .expect("limit parameter");
-    assert_eq!(list_limit["schema"]["maximum"], limits::LIST_LIMIT_MAX);
+    for path in [route::NAMESPACE_MEMORIES, route::MEMORIES] {
+        let page_limit = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("page parameters")
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .expect("limit parameter");
+        assert_eq!(
+            page_limit["schema"]["maximum"],
+            limits::LIST_LIMIT_MAX,
+            "{path}"
+        );
+    }
 }
 
 #[test]

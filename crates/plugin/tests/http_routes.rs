@@ -34,7 +34,8 @@ async fn health_reports_ok_with_v1_and_extension_capabilities_but_no_embedding_o
             "propagation",
             "batch",
             "list",
-            "created_at"
+            "created_at",
+            "scan"
         ]
     );
 }
@@ -353,6 +354,62 @@ async fn list_pages_through_every_memory_in_id_order() {
 }
 
 #[tokio::test]
+async fn scan_pages_through_every_namespace_in_id_order_and_checks_its_query() {
+    let h = pg_server(ServerConfig::default()).await;
+    let mut written = Vec::new();
+    for ns in ["team:scan-one", "workspace:scan-two", "org:scan-three"] {
+        h.namespace(ns).await;
+        for i in 0..3 {
+            let id = h.write(ns, fact(&format!("{ns} memory {i}"))).await;
+            written.push((id, ns.to_string()));
+        }
+    }
+    written.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/memories?limit=4&after={a}"),
+            None => "/v1/memories?limit=4".to_string(),
+        };
+        let (status, page) = h.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let memories = page["memories"].as_array().unwrap();
+        assert!(memories.len() <= 4);
+        seen.extend(memories.iter().map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["namespace"].as_str().unwrap().to_string(),
+            )
+        }));
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+        assert!(seen.len() <= 9, "paging does not end: {seen:?}");
+    }
+    assert_eq!(seen, written, "every memory of every namespace, by id");
+
+    for (path, field) in [
+        ("/v1/memories?after=not-a-uuid", "after"),
+        ("/v1/memories?before=12345", "before"),
+        ("/v1/memories?limit=1001", "limit"),
+        ("/v1/memories?limit=-1", "limit"),
+        ("/v1/memories?limit=ten", "limit"),
+    ] {
+        let (status, body) = h.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_envelope(&body, "bad_request");
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = h.post("/v1/memories", json!({})).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+}
+
+#[tokio::test]
 async fn created_at_on_a_single_write_is_kept() {
     let h = pg_server(ServerConfig::default()).await;
     h.namespace("team:aged").await;
@@ -387,6 +444,9 @@ async fn v1_only_mode_advertises_and_routes_no_extension() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_envelope(&body, "not_found");
     let (status, body) = h.get("/v1/namespaces/team:plain").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_envelope(&body, "not_found");
+    let (status, body) = h.get("/v1/memories").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_envelope(&body, "not_found");
 
@@ -502,7 +562,8 @@ async fn the_main_routes_work_the_same_on_sqlite() {
             "propagation",
             "batch",
             "list",
-            "created_at"
+            "created_at",
+            "scan"
         ]
     );
     h.namespace("workspace:lite").await;

@@ -143,6 +143,110 @@ pub(crate) async fn list_paging(ctx: &CheckCtx) -> CheckResult {
     pass()
 }
 
+/// `scan`: every namespace's memories by id. The plugin may hold other data,
+/// so each row is found by scanning from the id just before it (`after` is
+/// exclusive, so the first memory answered must be that row).
+pub(crate) async fn scan_paging(ctx: &CheckCtx) -> CheckResult {
+    let first = ctx.namespace("first").await?;
+    let second = ctx.namespace("second").await?;
+    let mut written: Vec<(Uuid, String, String)> = Vec::new();
+    for (ns, n) in [(&first, 3), (&second, 2)] {
+        for i in 0..n {
+            let content = format!("scanned {i} in {ns}");
+            let id = ctx.write(ns, &content).await?.id;
+            written.push((id, ns.clone(), content));
+        }
+    }
+    written.sort();
+    for (id, ns, content) in &written {
+        let before = Uuid::from_u128(id.as_u128().wrapping_sub(1));
+        let page = ctx
+            .client()
+            .scan_memories(Some(before), None, 1)
+            .await
+            .map_err(|e| Failure::step("scan one memory", e))?;
+        let got = page.memories.first();
+        ensure(
+            got.is_some_and(|m| m.id == *id && m.namespace == *ns && m.content == *content),
+            format!("scan after {before} (limit 1) to answer {id} of {ns} first"),
+            || {
+                format!(
+                    "{:?}",
+                    got.map(|m| (m.id, m.namespace.clone(), m.content.clone()))
+                )
+            },
+        )?;
+        ensure(
+            page.memories.len() == 1 && page.next_after == Some(*id),
+            "a full page of 1 with next_after = its id",
+            || {
+                format!(
+                    "{} memories, next_after {:?}",
+                    page.memories.len(),
+                    page.next_after
+                )
+            },
+        )?;
+    }
+    // `before` bounds the scan from above, exclusively.
+    let (low, high) = (written[0].0, written[1].0);
+    let page = ctx
+        .client()
+        .scan_memories(
+            Some(Uuid::from_u128(low.as_u128().wrapping_sub(1))),
+            Some(high),
+            10,
+        )
+        .await
+        .map_err(|e| Failure::step("scan between two ids", e))?;
+    let ids: Vec<Uuid> = page.memories.iter().map(|m| m.id).collect();
+    ensure(
+        ids.first() == Some(&low) && !ids.contains(&high) && ids.iter().all(|id| *id < high),
+        format!("a scan with before={high} to start at {low} and stop before {high}"),
+        || format!("{ids:?}"),
+    )?;
+    // A page of several is ascending.
+    let lowest = Uuid::from_u128(written[0].0.as_u128().wrapping_sub(1));
+    let page = ctx
+        .client()
+        .scan_memories(Some(lowest), None, 50)
+        .await
+        .map_err(|e| Failure::step("scan a page of 50", e))?;
+    let ids: Vec<Uuid> = page.memories.iter().map(|m| m.id).collect();
+    ensure(
+        ids.windows(2).all(|w| w[0] < w[1]) && ids.first() == Some(&written[0].0),
+        "a page in ascending id order starting at the lowest id written",
+        || format!("{ids:?}"),
+    )?;
+    // A forgotten memory is no longer scanned.
+    let (gone, gone_ns, _) = &written[0];
+    ctx.client()
+        .forget(*gone, gone_ns)
+        .await
+        .map_err(|e| Failure::step("forget a memory", e))?;
+    let page = ctx
+        .client()
+        .scan_memories(Some(lowest), None, 1)
+        .await
+        .map_err(|e| Failure::step("scan after forgetting", e))?;
+    ensure(
+        page.memories.first().map(|m| m.id) != Some(*gone),
+        format!("{gone} gone from the scan once forgotten"),
+        || format!("{:?}", page.memories.first().map(|m| m.id)),
+    )?;
+    for (query, what) in [
+        ([("after", "not-a-uuid")], "scan with a non-UUID after"),
+        ([("before", "not-a-uuid")], "scan with a non-UUID before"),
+        ([("limit", "1001")], "scan with limit 1001"),
+    ] {
+        let answer = ctx
+            .raw_with_query(Method::GET, &["v1", "memories"], &query, None)
+            .await?;
+        expect_error(what, &answer, &[400], Some("bad_request"))?;
+    }
+    pass()
+}
+
 /// `created_at`: a write's `created_at` is stored and returned.
 pub(crate) async fn created_at_kept(ctx: &CheckCtx) -> CheckResult {
     let ns = ctx.namespace("ns").await?;

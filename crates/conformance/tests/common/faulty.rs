@@ -55,6 +55,8 @@ pub enum Fault {
     BatchOutOfOrder,
     /// List pages come back in descending id order.
     ListOutOfOrder,
+    /// Scan pages come back in descending id order.
+    ScanOutOfOrder,
     /// Drops `created_at` from writes.
     DropCreatedAt,
     /// Drops `propagation` from search results.
@@ -361,6 +363,15 @@ async fn forward(
             }
         }
         ("GET", ["v1", "namespaces", _, "memories"]) if fault == Fault::ListOutOfOrder => {
+            if let Some(memories) = answer_json
+                .as_mut()
+                .and_then(|a| a.get_mut("memories"))
+                .and_then(Value::as_array_mut)
+            {
+                memories.reverse();
+            }
+        }
+        ("GET", ["v1", "memories"]) if fault == Fault::ScanOutOfOrder => {
             if let Some(memories) = answer_json
                 .as_mut()
                 .and_then(|a| a.get_mut("memories"))

@@ -266,6 +266,38 @@ pub async fn list_memories(
     QueryParams(raw): QueryParams<RawListQuery>,
 ) -> ApiResult<Json<ListResponse>> {
     validate::namespace_name("name", &name)?;
+    let (after, limit) = page_query(raw)?;
+    Ok(Json(state.store.list_memories(&name, after, limit).await?))
+}
+
+/// `GET /v1/memories?after=&limit=` (extension `scan`): every live memory
+/// of every live namespace, ordered by id.
+pub async fn scan_memories(
+    State(state): AppStateRef,
+    QueryParams(raw): QueryParams<RawScanQuery>,
+) -> ApiResult<Json<ListResponse>> {
+    let (after, limit) = page_query(RawListQuery {
+        after: raw.after,
+        limit: raw.limit,
+    })?;
+    let before = raw
+        .before
+        .filter(|b| !b.is_empty())
+        .map(|b| validate::uuid("before", &b))
+        .transpose()?;
+    Ok(Json(state.store.scan_memories(after, before, limit).await?))
+}
+
+/// Query of the scan route, taken as text like [`RawListQuery`].
+#[derive(Deserialize)]
+pub struct RawScanQuery {
+    after: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// Validates the `after` and `limit` of a paged route.
+fn page_query(raw: RawListQuery) -> ApiResult<(Option<uuid::Uuid>, u32)> {
     let query = ListQuery {
         after: raw.after.filter(|a| !a.is_empty()),
         limit: match raw.limit.as_deref().filter(|l| !l.is_empty()) {
@@ -286,7 +318,7 @@ pub async fn list_memories(
         .map(|a| validate::uuid("after", a))
         .transpose()?;
     let limit = validate::list_limit(query.limit)?;
-    Ok(Json(state.store.list_memories(&name, after, limit).await?))
+    Ok((after, limit))
 }
 
 /// `GET /metrics`: Prometheus text format.

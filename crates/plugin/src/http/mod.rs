@@ -84,6 +84,11 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
     } else {
         get(handlers::list_memories)
     };
+    let scan_get = if v1_only {
+        get(handlers::route_not_found)
+    } else {
+        get(handlers::scan_memories)
+    };
     let batch_post = if v1_only {
         post(handlers::route_not_found)
     } else {
@@ -106,6 +111,7 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
         .route(route::SEARCH, post(handlers::search))
         .route(route::MEMORY, axum::routing::delete(handlers::forget))
         .route(route::BATCH, batch_post)
+        .route(route::MEMORIES, scan_get)
         .route(METRICS_ROUTE, get(handlers::metrics))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::route_not_found)

@@ -132,6 +132,15 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<ListResponse>;
 
+    /// One page of every live memory in every live namespace, ordered by id,
+    /// with ids strictly between `after` and `before` (extension `scan`).
+    async fn scan_memories(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse>;
+
     /// Deletes memory `id` if it lives in `namespace`; `NotFound` otherwise.
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()>;
 

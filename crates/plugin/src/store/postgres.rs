@@ -741,6 +741,57 @@ impl Store for PgStore {
         })
     }
 
+    async fn scan_memories(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse> {
+        // Bounds are written into the statement only when given (rather than
+        // `$2 IS NULL OR id > $2`), so that every page is a range scan of the
+        // primary key. The namespace of each row is looked up only while
+        // some namespace has expired and awaits the sweep (the first test is
+        // one probe of the partial expiry index, evaluated once per
+        // statement).
+        let from = match (after.is_some(), before.is_some()) {
+            (true, true) => "id > $2 AND id < $3",
+            (true, false) => "id > $2 AND $3::uuid IS NULL",
+            (false, true) => "$2::uuid IS NULL AND id < $3",
+            (false, false) => "$2::uuid IS NULL AND $3::uuid IS NULL",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records r
+             WHERE {from} AND {LIVE}
+               AND (NOT EXISTS (SELECT 1 FROM memory_namespaces
+                                WHERE expires_at IS NOT NULL AND expires_at <= now())
+                    OR EXISTS (SELECT 1 FROM memory_namespaces n
+                               WHERE n.name = r.namespace
+                                 AND (n.expires_at IS NULL OR n.expires_at > now())))
+             ORDER BY id
+             LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .bind(after)
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot scan memories", e))?;
+        let memories = rows
+            .iter()
+            .map(memory_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = if limit > 0 && memories.len() == limit as usize {
+            memories.last().map(|m| m.id)
+        } else {
+            None
+        };
+        Ok(ListResponse {
+            memories,
+            next_after,
+        })
+    }
+
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {
         let done = sqlx::query(&format!(
             "DELETE FROM memory_records

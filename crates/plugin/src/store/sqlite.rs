@@ -903,6 +903,51 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn scan_memories(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<ListResponse> {
+        let now = codec::encode_time("now", codec::now())?;
+        let limit = limit.max(1);
+        let from = match (after.is_some(), before.is_some()) {
+            (true, true) => "r.id > ?2 AND r.id < ?4",
+            (true, false) => "r.id > ?2 AND ?4 IS NULL",
+            (false, true) => "?2 IS NULL AND r.id < ?4",
+            (false, false) => "?2 IS NULL AND ?4 IS NULL",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memory_records r
+             JOIN memory_namespaces n ON n.name = r.namespace
+             WHERE {from}
+               AND (r.expires_at IS NULL OR r.expires_at > ?1)
+               AND (n.expires_at IS NULL OR n.expires_at > ?1)
+             ORDER BY r.id
+             LIMIT ?3"
+        ))
+        .bind(&now)
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit))
+        .bind(before.map(|id| id.to_string()))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| db_error("scanning memories", e))?;
+        let memories = rows
+            .iter()
+            .map(codec::memory_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_after = if memories.len() == limit as usize {
+            memories.last().map(|m| m.id)
+        } else {
+            None
+        };
+        Ok(ListResponse {
+            memories,
+            next_after,
+        })
+    }
+
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {
         let now = codec::encode_time("now", codec::now())?;
         // Only a live memory of a live namespace is forgotten; expired rows

@@ -886,6 +886,121 @@ pub async fn list_memories_of_missing_namespace_is_not_found(store: Arc<dyn Stor
     );
 }
 
+pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) {
+    make_namespace(&*store, "team:scan-a").await;
+    make_namespace(&*store, "team:scan-b").await;
+    store
+        .upsert_namespace(
+            "team:scan-gone",
+            &NamespaceUpsert {
+                kind: NamespaceKind::Team,
+                expires_at: Some(Utc::now() + Duration::milliseconds(800)),
+                metadata: None,
+            },
+        )
+        .await
+        .expect("put");
+    write(
+        &*store,
+        "team:scan-gone",
+        fact("in a namespace that expires"),
+    )
+    .await;
+    let mut brief = fact("a memory that expires");
+    brief.expires_at = Some(Utc::now() + Duration::milliseconds(800));
+    write(&*store, "team:scan-a", brief).await;
+    let mut live: Vec<(Uuid, &str)> = Vec::new();
+    for i in 0..4 {
+        live.push((
+            write(&*store, "team:scan-a", fact(&format!("a {i}"))).await,
+            "team:scan-a",
+        ));
+    }
+    for i in 0..3 {
+        live.push((
+            write(&*store, "team:scan-b", fact(&format!("b {i}"))).await,
+            "team:scan-b",
+        ));
+    }
+    live.sort();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    let mut seen: Vec<(Uuid, String)> = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .scan_memories(after, None, 3)
+            .await
+            .expect("scan page");
+        pages += 1;
+        assert!(page.memories.len() <= 3);
+        assert!(page.memories.iter().all(|m| m.score.is_none()));
+        seen.extend(page.memories.iter().map(|m| (m.id, m.namespace.clone())));
+        match page.next_after {
+            Some(next) => {
+                assert_eq!(Some(next), page.memories.last().map(|m| m.id));
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "scan does not end");
+    }
+    let expected: Vec<(Uuid, String)> = live.iter().map(|(id, ns)| (*id, ns.to_string())).collect();
+    assert_eq!(
+        seen, expected,
+        "every live memory once, in id order, expired ones left out"
+    );
+    assert_eq!(pages, 3, "pages of 3, 3 and 1");
+
+    // A page that is exactly full points on; the next one is empty.
+    let full = store.scan_memories(None, None, 7).await.expect("full page");
+    assert_eq!(full.memories.len(), 7);
+    assert_eq!(full.next_after, Some(live[6].0));
+    let empty = store
+        .scan_memories(full.next_after, None, 7)
+        .await
+        .expect("empty page");
+    assert!(empty.memories.is_empty());
+    assert_eq!(empty.next_after, None);
+    // `after` is exclusive and need not be an existing id.
+    let tail = store
+        .scan_memories(Some(live[4].0), None, 100)
+        .await
+        .expect("tail");
+    assert_eq!(
+        tail.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [live[5].0, live[6].0]
+    );
+    // `before` is an exclusive upper bound; both bounds make a window.
+    let head = store
+        .scan_memories(None, Some(live[2].0), 100)
+        .await
+        .expect("head");
+    assert_eq!(
+        head.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [live[0].0, live[1].0]
+    );
+    assert_eq!(head.next_after, None);
+    let window = store
+        .scan_memories(Some(live[1].0), Some(live[5].0), 2)
+        .await
+        .expect("window");
+    assert_eq!(
+        window.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [live[2].0, live[3].0]
+    );
+    let rest = store
+        .scan_memories(window.next_after, Some(live[5].0), 2)
+        .await
+        .expect("rest of the window");
+    assert_eq!(
+        rest.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [live[4].0]
+    );
+    assert_eq!(rest.next_after, None);
+}
+
 pub async fn forget_deletes_only_in_its_namespace(store: Arc<dyn Store>) {
     make_namespace(&*store, "team:owner").await;
     make_namespace(&*store, "team:stranger").await;

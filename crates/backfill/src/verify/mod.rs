@@ -15,14 +15,17 @@
 //! definitely missing; a row not found in a larger namespace makes the
 //! workspace *unverified* (with the reason), never a mismatch.
 
-use crate::cli::{Plan, VerifyScope};
+mod list;
+mod scan;
+
+use crate::cli::{Plan, VerifyMethod, VerifyScope};
 use crate::legacy::{self, LegacyError, LegacyRow, LegacySchema};
-use crate::mapping::{self, Carry, Scope, SkipReason};
+use crate::mapping::{self, Carry, SkipReason};
 use crate::plugin::{self, Plugin};
 use crate::report::{content_excerpt, Capped, SkippedRow};
 use crate::resolver::{Resolver, WorkspaceTree};
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use memory_contract::{limits, Memory, NamespaceKind, SearchRequest};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
@@ -79,7 +82,8 @@ pub struct Unverified {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub mode: &'static str,
-    /// `list` (exact, paged) or `search` (v1).
+    /// `scan` (exact, one pass in id order), `list` (exact, per namespace)
+    /// or `search` (v1).
     pub method: &'static str,
     /// What was verified: `sample`, `workspace` or `all`.
     pub scope: String,
@@ -126,6 +130,24 @@ impl VerifyReport {
     fn error(&mut self, message: String) {
         self.errors += 1;
         self.error_messages.push(message);
+    }
+
+    /// Adds the rows, mismatches, skips and errors of a part of the check.
+    fn absorb(&mut self, part: VerifyReport) {
+        self.rows_checked += part.rows_checked;
+        self.rows_matched += part.rows_matched;
+        for (k, n) in part.mismatch_counts {
+            *self.mismatch_counts.entry(k).or_default() += n;
+        }
+        self.mismatches.absorb(part.mismatches);
+        for (reason, n) in part.skipped {
+            *self.skipped.entry(reason).or_default() += n;
+        }
+        self.skipped_rows.absorb(part.skipped_rows);
+        self.unverified.absorb(part.unverified);
+        self.errors += part.errors;
+        self.error_messages.absorb(part.error_messages);
+        self.warnings.extend(part.warnings);
     }
 }
 
@@ -211,6 +233,9 @@ pub enum VerifyError {
     Legacy(#[from] LegacyError),
     #[error(transparent)]
     Tree(#[from] crate::resolver::TreeLoadError),
+    /// The method asked for is one the plugin does not offer.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The carry rules verify assumes (no probe writes: verify writes nothing).
@@ -268,6 +293,25 @@ async fn pick_workspaces(
     }
 }
 
+/// The method this run uses: the one asked for, if the plugin offers it.
+fn choose_method(plugin: &Plugin, plan: &Plan) -> Result<VerifyMethod, VerifyError> {
+    let all = plan.verify == VerifyScope::All;
+    let missing = |cap: &str| {
+        VerifyError::Unsupported(format!(
+            "-verify-method={cap}: the plugin at {} does not advertise the {cap:?} extension",
+            plugin.display
+        ))
+    };
+    Ok(match plan.verify_method {
+        VerifyMethod::Auto if all && plugin.caps.scan => VerifyMethod::Scan,
+        VerifyMethod::Auto if plugin.caps.list => VerifyMethod::List,
+        VerifyMethod::Auto => VerifyMethod::Search,
+        VerifyMethod::Scan if !plugin.caps.scan => return Err(missing("scan")),
+        VerifyMethod::List if !plugin.caps.list => return Err(missing("list")),
+        other => other,
+    })
+}
+
 /// Maps any integer seed into `setseed`'s range [-1, 1].
 pub fn seed_fraction(seed: i64) -> f64 {
     (seed.rem_euclid(2_000_001) as f64 - 1_000_000.0) / 1_000_000.0
@@ -286,10 +330,11 @@ pub async fn run(
     show_progress: bool,
 ) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
+    let method = choose_method(plugin, plan)?;
     let tree = WorkspaceTree::load(pool, schema.has_status).await?;
     let mut report = VerifyReport {
         mode: "verify",
-        method: if plugin.caps.list { "list" } else { "search" },
+        method: method.as_str(),
         ..VerifyReport::default()
     };
     let seed = match plan.verify {
@@ -328,7 +373,9 @@ pub async fn run(
     let all = plan.verify == VerifyScope::All;
     let skip_listing = async move {
         let mut skips = VerifyReport::default();
-        if all {
+        if method == VerifyMethod::Scan {
+            // The scan's own pass over the table lists them.
+        } else if all {
             unplaceable_skips(pool, &mut skips).await?;
         } else {
             unknown_scope_skips(pool, &listing_scope, &mut skips).await?;
@@ -351,30 +398,20 @@ pub async fn run(
     let mut resolver = Resolver::new(tree);
     let concurrency = plan.verify_concurrency();
     let checking = async {
-        if plugin.caps.list {
-            let mut engine = ListEngine::new(&mut report, carry, counters.clone());
+        if method == VerifyMethod::Scan {
+            let tree = resolver.tree();
+            let part = scan::check(pool, plugin, tree, carry, concurrency, &counters);
+            report.absorb(part.await?);
+            Ok(())
+        } else if method == VerifyMethod::List {
+            let mut engine = list::ListEngine::new(&mut report, carry, counters.clone());
             engine
-                .check(
-                    pool,
-                    plugin,
-                    schema,
-                    &mut resolver,
-                    &workspaces,
-                    concurrency,
-                )
+                .check(pool, plugin, &mut resolver, &workspaces, concurrency)
                 .await
         } else {
             for ws in &workspaces {
-                check_workspace_by_search(
-                    pool,
-                    plugin,
-                    schema,
-                    &mut resolver,
-                    *ws,
-                    carry,
-                    &mut report,
-                )
-                .await?;
+                check_workspace_by_search(pool, plugin, &mut resolver, *ws, carry, &mut report)
+                    .await?;
                 crate::progress::Counters::add(&counters.scanned, 1);
             }
             Ok(())
@@ -382,9 +419,7 @@ pub async fn run(
     };
     let (checked, skips) = tokio::join!(checking, skip_listing);
     checked?;
-    for s in skips?.skipped_rows.items {
-        report.skip(s.id, s.reason, s.detail);
-    }
+    report.absorb(skips?);
     progress.finish().await;
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -399,7 +434,6 @@ pub async fn run(
 pub(crate) async fn list_compare(
     pool: &PgPool,
     plugin: &Plugin,
-    schema: &LegacySchema,
     resolver: &mut Resolver,
     workspaces: &[Uuid],
     carry: Carry,
@@ -407,9 +441,9 @@ pub(crate) async fn list_compare(
 ) -> Result<VerifyReport, VerifyError> {
     let mut report = VerifyReport::default();
     let counters = std::sync::Arc::new(crate::progress::Counters::default());
-    let mut engine = ListEngine::new(&mut report, carry, counters);
+    let mut engine = list::ListEngine::new(&mut report, carry, counters);
     engine
-        .check(pool, plugin, schema, resolver, workspaces, concurrency)
+        .check(pool, plugin, resolver, workspaces, concurrency)
         .await?;
     Ok(report)
 }
@@ -573,377 +607,6 @@ fn same_instant(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
     a.timestamp_micros() == b.timestamp_micros()
 }
 
-/// A legacy row not found in its namespace, to be classified at the end.
-struct MissingCandidate {
-    id: Uuid,
-    workspace: Option<Uuid>,
-    expected: String,
-    excerpt: String,
-}
-
-/// Most plugin rows remembered as "in an unexpected place".
-const EXTRAS_CAP: usize = 200_000;
-
-/// Namespace-by-namespace merge for plugins with `list`.
-struct ListEngine<'r> {
-    report: &'r mut VerifyReport,
-    carry: Carry,
-    counters: std::sync::Arc<crate::progress::Counters>,
-}
-
-/// What one namespace's merge produced.
-#[derive(Default)]
-struct NamespaceOutcome {
-    checked: u64,
-    report: VerifyReport,
-    missing: Vec<MissingCandidate>,
-    extras: Vec<Uuid>,
-    namespace: String,
-}
-
-impl<'r> ListEngine<'r> {
-    fn new(
-        report: &'r mut VerifyReport,
-        carry: Carry,
-        counters: std::sync::Arc<crate::progress::Counters>,
-    ) -> Self {
-        ListEngine {
-            report,
-            carry,
-            counters,
-        }
-    }
-
-    async fn check(
-        &mut self,
-        pool: &PgPool,
-        plugin: &Plugin,
-        schema: &LegacySchema,
-        resolver: &mut Resolver,
-        workspaces: &[Uuid],
-        concurrency: usize,
-    ) -> Result<(), VerifyError> {
-        let targets = group_by_namespace(resolver, workspaces);
-        let select = schema.select_list(false);
-        let carry = self.carry;
-        let results =
-            futures::stream::iter(
-                targets.into_iter().map(|(ns, (kind, members))| {
-                    let pool = pool.clone();
-                    let plugin = plugin.clone();
-                    let select = select.clone();
-                    async move {
-                        merge_namespace(&pool, &plugin, &select, ns, kind, members, carry).await
-                    }
-                }),
-            )
-            .buffer_unordered(concurrency);
-        futures::pin_mut!(results);
-        let mut extras: HashMap<Uuid, u32> = HashMap::new();
-        let mut ns_names: Vec<String> = Vec::new();
-        let mut candidates: Vec<MissingCandidate> = Vec::new();
-        while let Some(outcome) = results.next().await {
-            let outcome = outcome?;
-            self.report.rows_checked += outcome.checked;
-            self.report.rows_matched += outcome.report.rows_matched;
-            crate::progress::Counters::add(&self.counters.scanned, outcome.checked);
-            for (k, n) in outcome.report.mismatch_counts {
-                *self.report.mismatch_counts.entry(k).or_default() += n;
-            }
-            for m in outcome.report.mismatches.items {
-                self.report.mismatches.push(m);
-            }
-            self.report.mismatches.omitted += outcome.report.mismatches.omitted;
-            for s in outcome.report.skipped_rows.items {
-                self.report.skip(s.id, s.reason, s.detail);
-            }
-            for e in outcome.report.error_messages.items {
-                self.report.error(e);
-            }
-            if !outcome.extras.is_empty() {
-                let idx = ns_names.len() as u32;
-                ns_names.push(outcome.namespace);
-                for id in outcome.extras {
-                    if extras.len() < EXTRAS_CAP {
-                        extras.insert(id, idx);
-                    }
-                }
-            }
-            for c in outcome.missing {
-                if candidates.len() < crate::report::DETAIL_CAP * 10 {
-                    candidates.push(c);
-                } else {
-                    self.report.mismatch(Mismatch {
-                        kind: MismatchKind::Missing,
-                        id: c.id,
-                        workspace: c.workspace,
-                        expected_namespace: c.expected,
-                        found_namespace: None,
-                        excerpt: c.excerpt,
-                        detail: None,
-                    });
-                }
-            }
-        }
-        // A row missing from its namespace but listed elsewhere is in the wrong place.
-        for c in candidates {
-            let found = match extras.get(&c.id) {
-                Some(i) => ns_names.get(*i as usize).cloned(),
-                None => None,
-            };
-            let found = match found {
-                Some(f) => Some(f),
-                None => find_elsewhere(plugin, resolver, &c).await,
-            };
-            self.report.mismatch(Mismatch {
-                kind: if found.is_some() {
-                    MismatchKind::WrongNamespace
-                } else {
-                    MismatchKind::Missing
-                },
-                id: c.id,
-                workspace: c.workspace,
-                expected_namespace: c.expected,
-                found_namespace: found,
-                excerpt: c.excerpt,
-                detail: None,
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Searches the row's workspace's readable namespaces for its id.
-async fn find_elsewhere(
-    plugin: &Plugin,
-    resolver: &mut Resolver,
-    c: &MissingCandidate,
-) -> Option<String> {
-    let ws = c.workspace?;
-    let p = resolver.place(ws)?;
-    let mut namespaces = vec![
-        mapping::namespace_name(NamespaceKind::Workspace, p.workspace),
-        mapping::namespace_name(NamespaceKind::Team, p.team),
-        mapping::namespace_name(NamespaceKind::Org, p.org),
-    ];
-    namespaces.retain(|n| n != &c.expected);
-    namespaces.dedup();
-    let query = search_terms(&c.excerpt);
-    let req = SearchRequest {
-        namespaces,
-        query,
-        limit: Some(i64::from(limits::SEARCH_LIMIT_MAX)),
-        ..SearchRequest::default()
-    };
-    let found = plugin.client.search(&req).await.ok()?;
-    found
-        .memories
-        .into_iter()
-        .find(|m| m.id == c.id)
-        .map(|m| m.namespace)
-}
-
-/// Target namespaces of the given workspaces, each with its kind and the
-/// workspaces whose rows go there.
-fn group_by_namespace(
-    resolver: &mut Resolver,
-    workspaces: &[Uuid],
-) -> BTreeMap<String, (NamespaceKind, Vec<Uuid>)> {
-    let mut out: BTreeMap<String, (NamespaceKind, Vec<Uuid>)> = BTreeMap::new();
-    for ws in workspaces {
-        let Some(p) = resolver.place(*ws) else {
-            continue;
-        };
-        for (kind, id) in [
-            (NamespaceKind::Workspace, p.workspace),
-            (NamespaceKind::Team, p.team),
-            (NamespaceKind::Org, p.org),
-        ] {
-            out.entry(mapping::namespace_name(kind, id))
-                .or_insert_with(|| (kind, Vec::new()))
-                .1
-                .push(*ws);
-        }
-    }
-    out
-}
-
-fn scope_of(kind: NamespaceKind) -> Scope {
-    match kind {
-        NamespaceKind::Team => Scope::Team,
-        NamespaceKind::Org => Scope::Global,
-        _ => Scope::Local,
-    }
-}
-
-async fn merge_namespace(
-    pool: &PgPool,
-    plugin: &Plugin,
-    select: &str,
-    namespace: String,
-    kind: NamespaceKind,
-    members: Vec<Uuid>,
-    carry: Carry,
-) -> Result<NamespaceOutcome, VerifyError> {
-    let scope = scope_of(kind).as_str();
-    let sql = format!(
-        "SELECT {select} FROM agent_memories WHERE workspace_id = ANY($1) AND {SCOPE_SQL} = $2 ORDER BY id"
-    );
-    let mut out = NamespaceOutcome {
-        namespace: namespace.clone(),
-        ..NamespaceOutcome::default()
-    };
-    let mut legacy_rows = sqlx::query(&sql).bind(&members).bind(scope).fetch(pool);
-    let mut page: std::collections::VecDeque<Memory> = Default::default();
-    let mut after: Option<Uuid> = None;
-    let mut plugin_done = false;
-    let mut last_plugin_id: Option<Uuid> = None;
-    let mut failed = false;
-    // Pulls the next plugin memory (paging as needed).
-    macro_rules! next_plugin {
-        () => {{
-            loop {
-                if let Some(m) = page.pop_front() {
-                    break Some(m);
-                }
-                if plugin_done || failed {
-                    break None;
-                }
-                match plugin
-                    .client
-                    .list_memories(&namespace, after, limits::LIST_LIMIT_MAX)
-                    .await
-                {
-                    Ok(resp) => {
-                        plugin_done = resp.next_after.is_none() || resp.memories.is_empty();
-                        after = resp.next_after.or(resp.memories.last().map(|m| m.id));
-                        page.extend(resp.memories);
-                    }
-                    Err(e) if e.is_not_found() => plugin_done = true,
-                    Err(e) => {
-                        failed = true;
-                        out.report
-                            .error(format!("cannot list {namespace}: {}", plugin::one_line(&e)));
-                    }
-                }
-            }
-        }};
-    }
-    // The first page and the first legacy rows are fetched at the same time:
-    // per-namespace latency is what bounds a full verification.
-    let (first_page, first_row) = tokio::join!(
-        plugin
-            .client
-            .list_memories(&namespace, None, limits::LIST_LIMIT_MAX),
-        legacy_rows.try_next()
-    );
-    match first_page {
-        Ok(resp) => {
-            plugin_done = resp.next_after.is_none() || resp.memories.is_empty();
-            after = resp.next_after.or(resp.memories.last().map(|m| m.id));
-            page.extend(resp.memories);
-        }
-        Err(e) if e.is_not_found() => plugin_done = true,
-        Err(e) => {
-            failed = true;
-            out.report
-                .error(format!("cannot list {namespace}: {}", plugin::one_line(&e)));
-        }
-    }
-    let legacy_err = || LegacyError::query(format!("failed to read legacy rows of {namespace}"));
-    let mut next_row = first_row.map_err(legacy_err())?;
-    let mut current = next_plugin!();
-    while let Some(r) = next_row {
-        'row: {
-            let row =
-                legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-            // Same skip rules as apply (scope and workspace are known good here).
-            if memory_contract::validate::content("content", row.content.as_deref().unwrap_or(""))
-                .is_err()
-            {
-                out.report.skip(
-                    row.id,
-                    SkipReason::BlankContent,
-                    "content is empty or only whitespace".into(),
-                );
-                break 'row;
-            }
-            let target = mapping::Target {
-                scope: scope_of(kind),
-                namespace: namespace.clone(),
-                kind,
-                placement: crate::resolver::Placement {
-                    workspace: Uuid::nil(),
-                    team: Uuid::nil(),
-                    org: Uuid::nil(),
-                    is_root: true,
-                    removed: false,
-                    walk_end: crate::resolver::WalkEnd::Root,
-                },
-                global_from_non_root: false,
-            };
-            if let Err(skip) = mapping::to_write(&row, &target, carry) {
-                out.report.skip(row.id, skip.reason, skip.detail);
-                break 'row;
-            }
-            if failed {
-                break 'row;
-            }
-            out.checked += 1;
-            // Advance the plugin side past smaller ids (rows legacy does not put here).
-            loop {
-                match &current {
-                    Some(m) if m.id < row.id => {
-                        if last_plugin_id.is_some_and(|l| l >= m.id) {
-                            out.report.error(format!(
-                                "the plugin listed {namespace} out of id order; cannot merge"
-                            ));
-                            failed = true;
-                            break;
-                        }
-                        last_plugin_id = Some(m.id);
-                        if out.extras.len() < EXTRAS_CAP {
-                            out.extras.push(m.id);
-                        }
-                        current = next_plugin!();
-                    }
-                    _ => break,
-                }
-            }
-            if failed {
-                break 'row;
-            }
-            match &current {
-                Some(m) if m.id == row.id => {
-                    compare(&row, &namespace, m, carry, &mut out.report);
-                    last_plugin_id = Some(m.id);
-                    current = next_plugin!();
-                }
-                _ => out.missing.push(MissingCandidate {
-                    id: row.id,
-                    workspace: row.workspace_id,
-                    expected: namespace.clone(),
-                    excerpt: content_excerpt(row.content.as_deref().unwrap_or("")),
-                }),
-            }
-        }
-        next_row = legacy_rows.try_next().await.map_err(legacy_err())?;
-    }
-    // Remaining plugin rows are extras too.
-    while let Some(m) = current {
-        if out.extras.len() < EXTRAS_CAP {
-            out.extras.push(m.id);
-        } else {
-            break;
-        }
-        current = next_plugin!();
-    }
-    if failed {
-        out.checked = 0;
-    }
-    Ok(out)
-}
-
 /// Builds a full-text query likely to match `content`: its longest distinct
 /// words (letters and digits), at most eight.
 pub fn search_terms(content: &str) -> Option<String> {
@@ -969,7 +632,6 @@ pub fn search_terms(content: &str) -> Option<String> {
 async fn check_workspace_by_search(
     pool: &PgPool,
     plugin: &Plugin,
-    schema: &LegacySchema,
     resolver: &mut Resolver,
     ws: Uuid,
     carry: Carry,
@@ -977,7 +639,7 @@ async fn check_workspace_by_search(
 ) -> Result<(), VerifyError> {
     let sql = format!(
         "SELECT {} FROM agent_memories WHERE workspace_id = $1 ORDER BY id",
-        schema.select_list(false)
+        legacy::VERIFY_SELECT
     );
     let raw = sqlx::query(&sql)
         .bind(ws)

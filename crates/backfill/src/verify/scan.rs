@@ -1,0 +1,382 @@
+//! `-verify -all` through the `scan` extension: one pass over both sides in
+//! id order.
+//!
+//! The id space is cut in [`LEGACY_STREAMS`] halves, each merged by a task of
+//! its own. For a half, the legacy rows come from one query in id order
+//! (Postgres reads the table once and sorts; nothing walks the primary key
+//! row by row), and the plugin's memories of every namespace come from
+//! `scan` requests over small id intervals, several in flight, consumed in
+//! order. A legacy row's expected namespace comes from the mapping apply
+//! uses; the plugin row with the same id says where the memory really is. So
+//! every kind of mismatch is known at once: a legacy id the plugin holds
+//! nowhere is missing, one it holds in another namespace is in the wrong
+//! namespace. Rows apply skips (unknown scope, no workspace, a workspace not
+//! in the table, blank or oversized content) are listed as skips by the same
+//! pass. Memory: the intervals in flight, each about [`INTERVAL_ROWS`] rows.
+
+use super::{compare, Mismatch, MismatchKind, VerifyError, VerifyReport};
+use crate::legacy::{self, LegacyError};
+use crate::mapping::{self, Carry};
+use crate::plugin::{self, Plugin};
+use crate::progress::Counters;
+use crate::report::content_excerpt;
+use crate::resolver::{Placement, WorkspaceTree};
+use futures::{StreamExt, TryStreamExt};
+use memory_client::Client;
+use memory_contract::{limits, Memory};
+use sqlx::PgPool;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Legacy queries (and merging tasks) at once.
+const LEGACY_STREAMS: usize = 2;
+
+/// Legacy rows an id interval of the plugin's scan is sized for.
+const INTERVAL_ROWS: f64 = 800.0;
+
+/// Most intervals per legacy stream.
+const MAX_INTERVALS: usize = 1 << 16;
+
+/// Rows between two progress updates.
+const PROGRESS_EVERY: u64 = 1000;
+
+/// One slice of the id space: ids greater than `after` and at most `upto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdRange {
+    after: Option<Uuid>,
+    upto: Option<Uuid>,
+}
+
+impl IdRange {
+    const ALL: IdRange = IdRange {
+        after: None,
+        upto: None,
+    };
+
+    fn contains(&self, id: Uuid) -> bool {
+        self.after.is_none_or(|a| id > a) && self.upto.is_none_or(|u| id <= u)
+    }
+
+    /// The exclusive upper bound the scan route takes.
+    fn before(&self) -> Option<Uuid> {
+        self.upto
+            .and_then(|u| u.as_u128().checked_add(1))
+            .map(Uuid::from_u128)
+    }
+
+    /// Cuts the range into `n` consecutive ranges of equal width.
+    fn split(self, n: usize) -> Vec<IdRange> {
+        let low = self.after.map_or(0, |a| a.as_u128());
+        let high = self.upto.map_or(u128::MAX, |u| u.as_u128());
+        let n = (n.max(1) as u128).min(high.saturating_sub(low).max(1));
+        let step = (high - low) / n;
+        let cut = |i: u128| Uuid::from_u128(low + step * i);
+        (0..n)
+            .map(|i| IdRange {
+                after: if i == 0 { self.after } else { Some(cut(i)) },
+                upto: if i + 1 == n {
+                    self.upto
+                } else {
+                    Some(cut(i + 1))
+                },
+            })
+            .collect()
+    }
+}
+
+/// Checks every legacy row against the plugin's scan.
+pub(super) async fn check(
+    pool: &PgPool,
+    plugin: &Plugin,
+    tree: &WorkspaceTree,
+    carry: Carry,
+    concurrency: usize,
+    counters: &Arc<Counters>,
+) -> Result<VerifyReport, VerifyError> {
+    let places: Arc<HashMap<Uuid, Placement>> = Arc::new(
+        tree.ids()
+            .filter_map(|id| tree.place(id).map(|p| (id, p)))
+            .collect(),
+    );
+    let rows = super::list::estimated_rows(pool).await.unwrap_or(0.0);
+    let intervals =
+        ((rows / LEGACY_STREAMS as f64 / INTERVAL_ROWS).ceil() as usize).clamp(1, MAX_INTERVALS);
+    let fetchers = (concurrency / LEGACY_STREAMS).max(1);
+    let select = Arc::new(legacy::VERIFY_SELECT.to_string());
+    let tasks: Vec<_> = IdRange::ALL
+        .split(LEGACY_STREAMS)
+        .into_iter()
+        .map(|half| {
+            let job = Half {
+                pool: pool.clone(),
+                client: plugin.client.clone(),
+                select: select.clone(),
+                places: places.clone(),
+                range: half,
+                intervals,
+                fetchers,
+                carry,
+                counters: counters.clone(),
+            };
+            AbortOnDrop(tokio::spawn(job.merge()))
+        })
+        .collect();
+    let mut report = VerifyReport::default();
+    for mut task in tasks {
+        match (&mut task.0).await {
+            Ok(part) => report.absorb(part?),
+            Err(e) => {
+                report.error(format!("a verify task failed: {e}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Aborts a task when dropped, so that a failing half stops the other.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The legacy rows of a range, in id order.
+fn range_sql(select: &str, range: IdRange) -> String {
+    let bounds = match (range.after, range.upto) {
+        (Some(_), Some(_)) => "id > $1 AND id <= $2",
+        (Some(_), None) => "id > $1 AND $2::uuid IS NULL",
+        (None, Some(_)) => "$1::uuid IS NULL AND id <= $2",
+        (None, None) => "$1::uuid IS NULL AND $2::uuid IS NULL",
+    };
+    format!("SELECT {select} FROM agent_memories WHERE {bounds} ORDER BY id")
+}
+
+/// Every plugin memory of `range`, in id order, page by page. A plugin that
+/// answers ids past the range (it ignored `before`) is cut off there.
+async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, String> {
+    let mut out: Vec<Memory> = Vec::new();
+    let mut after = range.after;
+    loop {
+        let page = client
+            .scan_memories(after, range.before(), limits::LIST_LIMIT_MAX)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot scan the plugin's memories after {}: {}",
+                    after.map_or_else(|| "the start".to_string(), |id| id.to_string()),
+                    plugin::one_line(&e)
+                )
+            })?;
+        let full = page.next_after.is_some() && !page.memories.is_empty();
+        for m in page.memories {
+            if let Some(last) = out.last() {
+                if last.id >= m.id {
+                    return Err("the plugin's scan is not in id order; cannot merge".into());
+                }
+            }
+            if !range.contains(m.id) {
+                if range.upto.is_some_and(|u| m.id > u) {
+                    return Ok(out);
+                }
+                return Err(format!(
+                    "the plugin's scan after {} answered {}; cannot merge",
+                    after.unwrap_or_default(),
+                    m.id
+                ));
+            }
+            out.push(m);
+        }
+        match (full, out.last()) {
+            (true, Some(last)) => after = Some(last.id),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// One legacy stream and the plugin intervals it is merged with.
+struct Half {
+    pool: PgPool,
+    client: Client,
+    select: Arc<String>,
+    /// Every workspace's placement, resolved once.
+    places: Arc<HashMap<Uuid, Placement>>,
+    range: IdRange,
+    intervals: usize,
+    fetchers: usize,
+    carry: Carry,
+    counters: Arc<Counters>,
+}
+
+impl Half {
+    async fn merge(self) -> Result<VerifyReport, VerifyError> {
+        let mut out = VerifyReport::default();
+        let client = self.client.clone();
+        let pages = futures::stream::iter(self.range.split(self.intervals))
+            .map(move |interval| fetch_interval(client.clone(), interval))
+            .buffered(self.fetchers);
+        futures::pin_mut!(pages);
+        let mut plugin_rows: VecDeque<Memory> = VecDeque::new();
+        // The next plugin memory; `Err` once the plugin failed.
+        macro_rules! next_plugin {
+            () => {
+                loop {
+                    if let Some(m) = plugin_rows.pop_front() {
+                        break Ok(Some(m));
+                    }
+                    match pages.next().await {
+                        Some(Ok(rows)) => plugin_rows.extend(rows),
+                        Some(Err(e)) => break Err(e),
+                        None => break Ok(None),
+                    }
+                }
+            };
+        }
+        let sql = range_sql(&self.select, self.range);
+        let mut rows = sqlx::query(&sql)
+            .bind(self.range.after)
+            .bind(self.range.upto)
+            .fetch(&self.pool);
+        let legacy_err = || LegacyError::query("failed to read legacy rows in id order");
+        let mut current: Option<Memory> = match next_plugin!() {
+            Ok(m) => m,
+            Err(e) => {
+                out.error(e);
+                return Ok(out);
+            }
+        };
+        let mut unreported = 0u64;
+        while let Some(r) = rows.try_next().await.map_err(legacy_err())? {
+            let row =
+                legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
+            let target = match mapping::target_with(&row, |ws| self.places.get(&ws).copied()) {
+                Ok(t) => t,
+                Err(skip) => {
+                    out.skip(row.id, skip.reason, skip.detail);
+                    continue;
+                }
+            };
+            let content = row.content.as_deref().unwrap_or("");
+            if super::list::may_be_too_large(content) {
+                if let Err(skip) = mapping::to_write(&row, &target, self.carry) {
+                    out.skip(row.id, skip.reason, skip.detail);
+                    continue;
+                }
+            }
+            // Plugin memories before this id are not legacy rows: extras are fine.
+            let mut failed = None;
+            while current.as_ref().is_some_and(|m| m.id < row.id) {
+                match next_plugin!() {
+                    Ok(next) => current = next,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                out.error(e);
+                break;
+            }
+            out.rows_checked += 1;
+            unreported += 1;
+            if unreported >= PROGRESS_EVERY {
+                Counters::add(&self.counters.scanned, unreported);
+                unreported = 0;
+            }
+            match current.take_if(|m| m.id == row.id) {
+                Some(m) => {
+                    compare(&row, &target.namespace, &m, self.carry, &mut out);
+                    match next_plugin!() {
+                        Ok(next) => current = next,
+                        Err(e) => {
+                            out.error(e);
+                            break;
+                        }
+                    }
+                }
+                None => out.mismatch(Mismatch {
+                    kind: MismatchKind::Missing,
+                    id: row.id,
+                    workspace: row.workspace_id,
+                    expected_namespace: target.namespace,
+                    found_namespace: None,
+                    excerpt: content_excerpt(content),
+                    detail: None,
+                }),
+            }
+        }
+        Counters::add(&self.counters.scanned, unreported);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_id_space_once() {
+        for n in [1, 2, 7, 32] {
+            let ranges = IdRange::ALL.split(n);
+            assert_eq!(ranges.len(), n);
+            assert_eq!(ranges[0].after, None);
+            assert_eq!(ranges[n - 1].upto, None);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].upto, w[1].after);
+            }
+            for probe in [
+                0u128,
+                1,
+                u128::MAX / 3,
+                u128::MAX / 2,
+                u128::MAX - 1,
+                u128::MAX,
+            ] {
+                let id = Uuid::from_u128(probe);
+                assert_eq!(
+                    ranges.iter().filter(|r| r.contains(id)).count(),
+                    1,
+                    "{id} in exactly one of {n} ranges"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_splits_into_its_own_pieces() {
+        let half = IdRange::ALL.split(2)[1];
+        let parts = half.split(5);
+        assert_eq!(parts.len(), 5);
+        assert_eq!(parts[0].after, half.after);
+        assert_eq!(parts[4].upto, None);
+        for w in parts.windows(2) {
+            assert_eq!(w[0].upto, w[1].after);
+        }
+        // A range narrower than the pieces asked for splits less.
+        let tiny = IdRange {
+            after: Some(Uuid::from_u128(10)),
+            upto: Some(Uuid::from_u128(13)),
+        };
+        assert_eq!(tiny.split(100).len(), 3);
+        assert_eq!(tiny.before(), Some(Uuid::from_u128(14)));
+        assert_eq!(IdRange::ALL.before(), None);
+        let top = IdRange {
+            after: None,
+            upto: Some(Uuid::max()),
+        };
+        assert_eq!(top.before(), None);
+    }
+
+    #[test]
+    fn range_queries_bind_both_bounds() {
+        let r = IdRange {
+            after: Some(Uuid::nil()),
+            upto: None,
+        };
+        assert!(range_sql("id", r).contains("id > $1 AND $2::uuid IS NULL"));
+        assert!(range_sql("id", IdRange::ALL).ends_with("ORDER BY id"));
+    }
+}
