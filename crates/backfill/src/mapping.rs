@@ -140,6 +140,28 @@ pub fn target_with(
     row: &LegacyRow,
     place: impl FnOnce(uuid::Uuid) -> Option<crate::resolver::Placement>,
 ) -> Result<Target, Skip> {
+    let (scope, placement) = place_row(row, place)?;
+    let kind = scope.namespace_kind();
+    let ns_id = match scope {
+        Scope::Local => placement.workspace,
+        Scope::Team => placement.team,
+        Scope::Global => placement.org,
+    };
+    Ok(Target {
+        scope,
+        namespace: namespace_name(kind, ns_id),
+        kind,
+        placement,
+        global_from_non_root: scope == Scope::Global && !placement.is_root,
+    })
+}
+
+/// The skip rules of [`target_for`] without building the namespace name:
+/// the row's scope and its workspace's placement, or why it is skipped.
+pub fn place_row<P>(row: &LegacyRow, place: P) -> Result<(Scope, Placement), Skip>
+where
+    P: FnOnce(uuid::Uuid) -> Option<Placement>,
+{
     let raw_scope = row.scope.as_deref().unwrap_or("");
     let Some(scope) = Scope::parse(raw_scope) else {
         return Err(Skip {
@@ -176,19 +198,7 @@ pub fn target_with(
             },
         });
     }
-    let kind = scope.namespace_kind();
-    let ns_id = match scope {
-        Scope::Local => placement.workspace,
-        Scope::Team => placement.team,
-        Scope::Global => placement.org,
-    };
-    Ok(Target {
-        scope,
-        namespace: namespace_name(kind, ns_id),
-        kind,
-        placement,
-        global_from_non_root: scope == Scope::Global && !placement.is_root,
-    })
+    Ok((scope, placement))
 }
 
 /// What the plugin accepts, which decides which columns travel.

@@ -16,14 +16,14 @@
 
 use super::{compare, Mismatch, MismatchKind, VerifyError, VerifyReport};
 use crate::legacy::{self, LegacyError};
-use crate::mapping::{self, Carry};
+use crate::mapping::{self, Carry, Scope};
 use crate::plugin::{self, Plugin};
 use crate::progress::Counters;
 use crate::report::content_excerpt;
 use crate::resolver::{Placement, WorkspaceTree};
 use futures::{StreamExt, TryStreamExt};
 use memory_client::Client;
-use memory_contract::{limits, Memory};
+use memory_contract::{limits, Memory, NamespaceKind};
 use sqlx::PgPool;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -85,6 +85,35 @@ impl IdRange {
     }
 }
 
+/// A workspace's placement with its three namespace names.
+struct Placed {
+    placement: Placement,
+    workspace: Box<str>,
+    team: Box<str>,
+    org: Box<str>,
+}
+
+impl Placed {
+    fn new(placement: Placement) -> Placed {
+        let name = |kind, id| mapping::namespace_name(kind, id).into_boxed_str();
+        Placed {
+            placement,
+            workspace: name(NamespaceKind::Workspace, placement.workspace),
+            team: name(NamespaceKind::Team, placement.team),
+            org: name(NamespaceKind::Org, placement.org),
+        }
+    }
+
+    /// Where a row of this scope goes.
+    fn namespace(&self, scope: Scope) -> &str {
+        match scope {
+            Scope::Local => &self.workspace,
+            Scope::Team => &self.team,
+            Scope::Global => &self.org,
+        }
+    }
+}
+
 /// Checks every legacy row against the plugin's scan.
 pub(super) async fn check(
     pool: &PgPool,
@@ -94,9 +123,9 @@ pub(super) async fn check(
     concurrency: usize,
     counters: &Arc<Counters>,
 ) -> Result<VerifyReport, VerifyError> {
-    let places: Arc<HashMap<Uuid, Placement>> = Arc::new(
+    let places: Arc<HashMap<Uuid, Placed>> = Arc::new(
         tree.ids()
-            .filter_map(|id| tree.place(id).map(|p| (id, p)))
+            .filter_map(|id| tree.place(id).map(|p| (id, Placed::new(p))))
             .collect(),
     );
     let rows = super::list::estimated_rows(pool).await.unwrap_or(0.0);
@@ -201,8 +230,8 @@ struct Half {
     pool: PgPool,
     client: Client,
     select: Arc<String>,
-    /// Every workspace's placement, resolved once.
-    places: Arc<HashMap<Uuid, Placement>>,
+    /// Every workspace's placement and namespace names, resolved once.
+    places: Arc<HashMap<Uuid, Placed>>,
     range: IdRange,
     intervals: usize,
     fetchers: usize,
@@ -213,11 +242,25 @@ struct Half {
 impl Half {
     async fn merge(self) -> Result<VerifyReport, VerifyError> {
         let mut out = VerifyReport::default();
+        // The plugin side is fetched by a task of its own, so that it runs
+        // while Postgres sorts the legacy half and while rows are merged.
+        let (tx, mut pages) = tokio::sync::mpsc::channel(self.fetchers);
         let client = self.client.clone();
-        let pages = futures::stream::iter(self.range.split(self.intervals))
-            .map(move |interval| fetch_interval(client.clone(), interval))
-            .buffered(self.fetchers);
-        futures::pin_mut!(pages);
+        let intervals = self.range.split(self.intervals);
+        let mut unreceived = intervals.len();
+        let fetchers = self.fetchers;
+        let _fetching = AbortOnDrop(tokio::spawn(async move {
+            let fetched = futures::stream::iter(intervals)
+                .map(move |interval| fetch_interval(client.clone(), interval))
+                .buffered(fetchers);
+            futures::pin_mut!(fetched);
+            while let Some(interval) = fetched.next().await {
+                let failed = interval.is_err();
+                if tx.send(interval).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
         let mut plugin_rows: VecDeque<Memory> = VecDeque::new();
         // The next plugin memory; `Err` once the plugin failed.
         macro_rules! next_plugin {
@@ -226,10 +269,14 @@ impl Half {
                     if let Some(m) = plugin_rows.pop_front() {
                         break Ok(Some(m));
                     }
-                    match pages.next().await {
-                        Some(Ok(rows)) => plugin_rows.extend(rows),
+                    match pages.recv().await {
+                        Some(Ok(rows)) => {
+                            unreceived -= 1;
+                            plugin_rows.extend(rows);
+                        }
                         Some(Err(e)) => break Err(e),
-                        None => break Ok(None),
+                        None if unreceived == 0 => break Ok(None),
+                        None => break Err("the plugin's scan stopped before its end".to_string()),
                     }
                 }
             };
@@ -251,16 +298,26 @@ impl Half {
         while let Some(r) = rows.try_next().await.map_err(legacy_err())? {
             let row =
                 legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-            let target = match mapping::target_with(&row, |ws| self.places.get(&ws).copied()) {
-                Ok(t) => t,
+            let mut placed = None;
+            let scope = match mapping::place_row(&row, |ws| {
+                placed = self.places.get(&ws);
+                placed.map(|p| p.placement)
+            }) {
+                Ok((scope, _)) => scope,
                 Err(skip) => {
                     out.skip(row.id, skip.reason, skip.detail);
                     continue;
                 }
             };
+            let Some(placed) = placed else {
+                continue;
+            };
+            let expected = placed.namespace(scope);
             let content = row.content.as_deref().unwrap_or("");
             if super::list::may_be_too_large(content) {
-                if let Err(skip) = mapping::to_write(&row, &target, self.carry) {
+                let too_large = mapping::target_with(&row, |_| Some(placed.placement))
+                    .and_then(|target| mapping::to_write(&row, &target, self.carry));
+                if let Err(skip) = too_large {
                     out.skip(row.id, skip.reason, skip.detail);
                     continue;
                 }
@@ -288,7 +345,7 @@ impl Half {
             }
             match current.take_if(|m| m.id == row.id) {
                 Some(m) => {
-                    compare(&row, &target.namespace, &m, self.carry, &mut out);
+                    compare(&row, expected, &m, self.carry, &mut out);
                     match next_plugin!() {
                         Ok(next) => current = next,
                         Err(e) => {
@@ -301,7 +358,7 @@ impl Half {
                     kind: MismatchKind::Missing,
                     id: row.id,
                     workspace: row.workspace_id,
-                    expected_namespace: target.namespace,
+                    expected_namespace: expected.to_string(),
                     found_namespace: None,
                     excerpt: content_excerpt(content),
                     detail: None,
