@@ -92,7 +92,7 @@ pub struct Options {
     )]
     pub pg18_url: Option<String>,
 
-    /// Rows of the semantic-search table on PostgreSQL 18 [default: 100000; quick: 2000].
+    /// Rows of the semantic-search table on PostgreSQL 18 [default: same as --rows; quick: 2000].
     #[arg(long, value_name = "N")]
     pub semantic_rows: Option<u64>,
 
@@ -159,7 +159,7 @@ impl Options {
         };
         let commit_ops = pick(self.commit_ops, 20_000, 200);
         let search_requests = pick(self.search_requests, 500, 40);
-        let semantic_rows = pick(self.semantic_rows, 100_000, 2_000);
+        let semantic_rows = pick(self.semantic_rows, rows, 2_000);
         let commit_seconds = self
             .commit_seconds
             .unwrap_or(if quick { 1.0 } else { 10.0 });

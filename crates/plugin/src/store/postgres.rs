@@ -37,7 +37,9 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[(
 const EMBEDDING_COLUMN_SQL: &str = include_str!("../../migrations/postgres/embedding.sql");
 
 /// HNSW index on `embedding`.
-const EMBEDDING_INDEX_SQL: &str = include_str!("../../migrations/postgres/embedding_index.sql");
+/// The HNSW index of embeddings, as the plugin creates it (public so that
+/// a benchmark can rebuild the very same index after a bulk load).
+pub const EMBEDDING_INDEX_SQL: &str = include_str!("../../migrations/postgres/embedding_index.sql");
 
 /// Semantic search compares every candidate exactly up to this many rows
 /// with an embedding in the searched namespaces, and uses HNSW above it.
