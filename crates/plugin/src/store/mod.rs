@@ -229,3 +229,17 @@ pub async fn open(
         ))),
     }
 }
+
+/// One page of `list` or `scan`: a full page points on with `next_after`
+/// (the next one may be empty); a short page is the last.
+pub(crate) fn page_of(memories: Vec<Memory>, limit: u32) -> ListResponse {
+    let next_after = if limit > 0 && memories.len() == limit as usize {
+        memories.last().map(|m| m.id)
+    } else {
+        None
+    };
+    ListResponse {
+        memories,
+        next_after,
+    }
+}

@@ -732,15 +732,7 @@ impl Store for PgStore {
             .iter()
             .map(memory_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = if limit > 0 && memories.len() == limit as usize {
-            memories.last().map(|m| m.id)
-        } else {
-            None
-        };
-        Ok(ListResponse {
-            memories,
-            next_after,
-        })
+        Ok(super::page_of(memories, limit))
     }
 
     async fn scan_memories(
@@ -783,15 +775,7 @@ impl Store for PgStore {
             .iter()
             .map(memory_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = if limit > 0 && memories.len() == limit as usize {
-            memories.last().map(|m| m.id)
-        } else {
-            None
-        };
-        Ok(ListResponse {
-            memories,
-            next_after,
-        })
+        Ok(super::page_of(memories, limit))
     }
 
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {

@@ -890,17 +890,7 @@ impl Store for SqliteStore {
             .iter()
             .map(codec::memory_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        // A full page points on (the next one may be empty), as on Postgres;
-        // a short page is the last.
-        let next_after = if memories.len() == limit as usize {
-            memories.last().map(|m| m.id)
-        } else {
-            None
-        };
-        Ok(ListResponse {
-            memories,
-            next_after,
-        })
+        Ok(super::page_of(memories, limit))
     }
 
     async fn scan_memories(
@@ -937,15 +927,7 @@ impl Store for SqliteStore {
             .iter()
             .map(codec::memory_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_after = if memories.len() == limit as usize {
-            memories.last().map(|m| m.id)
-        } else {
-            None
-        };
-        Ok(ListResponse {
-            memories,
-            next_after,
-        })
+        Ok(super::page_of(memories, limit))
     }
 
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {
