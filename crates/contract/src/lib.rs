@@ -1,5 +1,5 @@
 //! Wire types and validation of the Memory Plugin v1 contract and of this
-//! project's extensions (`batch`, `list`, `created_at`).
+//! project's extensions (`batch`, `list`, `created_at`, `scan`).
 //!
 //! This crate does no I/O. The plugin server, the client, the conformance
 //! suite and the backfill all depend on it, so the wire is defined once.

@@ -85,7 +85,7 @@ pub struct Cli {
     )]
     pub token: Option<String>,
 
-    /// Serve plain v1: no extension (batch, list, created_at) advertised or
+    /// Serve plain v1: no extension (batch, list, created_at, scan) advertised or
     /// routed.
     #[arg(
         long,
