@@ -187,18 +187,26 @@ where
             detail: format!("workspace {ws} is not in the workspaces table"),
         });
     };
+    if let Some(skip) = content_skip(row) {
+        return Err(skip);
+    }
+    Ok((scope, placement))
+}
+
+/// The `blank_content` skip, when the row's content is NULL, empty or only
+/// whitespace.
+pub fn content_skip(row: &LegacyRow) -> Option<Skip> {
     let content = row.content.as_deref().unwrap_or("");
-    if memory_contract::validate::content("content", content).is_err() {
-        return Err(Skip {
+    memory_contract::validate::content("content", content)
+        .is_err()
+        .then(|| Skip {
             reason: SkipReason::BlankContent,
             detail: if row.content.is_none() {
                 "content is NULL".into()
             } else {
                 "content is empty or only whitespace".into()
             },
-        });
-    }
-    Ok((scope, placement))
+        })
 }
 
 /// What the plugin accepts, which decides which columns travel.

@@ -16,9 +16,12 @@
 //! mismatch lists, and the ids of plugin rows found where no legacy row puts
 //! them (to tell a row in the wrong namespace from a missing one).
 
-use super::{compare, search_terms, Mismatch, MismatchKind, VerifyError, VerifyReport, SCOPE_SQL};
+use super::{
+    compare, may_be_too_large, search_terms, AbortOnDrop, Mismatch, MismatchKind, VerifyError,
+    VerifyReport, SCOPE_SQL,
+};
 use crate::legacy::{self, LegacyError, LegacyRow};
-use crate::mapping::{self, Carry, Scope, SkipReason};
+use crate::mapping::{self, Carry, Scope};
 use crate::plugin::{self, Plugin};
 use crate::progress::Counters;
 use crate::report::content_excerpt;
@@ -408,21 +411,6 @@ async fn merge_batch(
     Ok(out)
 }
 
-/// Aborts a task when dropped (a batch that fails stops its lister).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Whether a content could make a write larger than the plugin accepts
-/// (JSON escaping at most sextuples a character's bytes).
-pub(super) fn may_be_too_large(content: &str) -> bool {
-    content.len().saturating_mul(6) + 4096 > limits::BODY_MAX_BYTES
-}
-
 /// The merge of one namespace: the legacy rows that map to it, in id order,
 /// against the plugin's pages of it, in id order.
 struct NamespaceMerge {
@@ -502,17 +490,11 @@ impl NamespaceMerge {
 
     async fn row(&mut self, plugin: &Plugin, row: LegacyRow, carry: Carry, out: &mut BatchOutcome) {
         // Same skip rules as apply (scope and workspace are known good here).
-        let content = row.content.as_deref().unwrap_or("");
-        if memory_contract::validate::content("content", content).is_err() {
-            let detail = if row.content.is_none() {
-                "content is NULL"
-            } else {
-                "content is empty or only whitespace"
-            };
-            out.report
-                .skip(row.id, SkipReason::BlankContent, detail.into());
+        if let Some(skip) = mapping::content_skip(&row) {
+            out.report.skip(row.id, skip.reason, skip.detail);
             return;
         }
+        let content = row.content.as_deref().unwrap_or("");
         if may_be_too_large(content) {
             let target = self.target();
             if let Err(skip) = mapping::to_write(&row, &target, carry) {
@@ -702,11 +684,5 @@ mod tests {
         assert_eq!(ix.local, [0, 3]);
         assert_eq!(ix.team, [1, 1]);
         assert_eq!(ix.org, [2, 2]);
-    }
-
-    #[test]
-    fn only_huge_contents_need_the_size_check() {
-        assert!(!may_be_too_large(&"x".repeat(500)));
-        assert!(may_be_too_large(&"x".repeat(limits::BODY_MAX_BYTES)));
     }
 }

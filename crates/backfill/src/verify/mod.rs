@@ -1,12 +1,13 @@
 //! `-verify`: parity between the legacy table and the plugin.
 //!
-//! With the `list` extension the check is exact and streams: for every target
-//! namespace, the legacy rows that map to it (read through the workspace_id
-//! index, in id order) are merged by id with the plugin's pages of that
-//! namespace (also in id order). Nothing is held but the two cursors, the
-//! bounded mismatch lists, and the ids of plugin rows that sit where no legacy
-//! row says they should (to tell a row in the wrong namespace from a missing
-//! one).
+//! Three methods ([`VerifyMethod`]), all in bounded memory:
+//!
+//! - [`scan`] (`-all` with the `scan` extension): one pass over both sides in
+//!   id order;
+//! - [`list`] (the `list` extension): each target namespace's legacy rows
+//!   merged by id with the plugin's pages of that namespace, in batches of
+//!   workspaces that share namespaces;
+//! - search, below.
 //!
 //! Without `list` (a v1-only plugin) a workspace is checked with searches:
 //! each readable namespace's first 100 memories, then for every row not seen
@@ -549,6 +550,22 @@ async fn unplaceable_skips(pool: &PgPool, report: &mut VerifyReport) -> Result<(
     Ok(())
 }
 
+/// Aborts a task when dropped, so that a failing merge stops its helpers.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Whether a content could make a write larger than the plugin accepts
+/// (JSON escaping at most sextuples a character's bytes), so that apply's
+/// `too_large` rule must be checked.
+fn may_be_too_large(content: &str) -> bool {
+    content.len().saturating_mul(6) + 4096 > limits::BODY_MAX_BYTES
+}
+
 /// Compares one plugin memory with the legacy row of the same id.
 fn compare(
     row: &LegacyRow,
@@ -771,6 +788,12 @@ mod tests {
             Some("brownish quick jumps the fox")
         );
         assert_eq!(search_terms("%% __ !!"), None);
+    }
+
+    #[test]
+    fn only_huge_contents_need_the_size_check() {
+        assert!(!may_be_too_large(&"x".repeat(500)));
+        assert!(may_be_too_large(&"x".repeat(limits::BODY_MAX_BYTES)));
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! in the table, blank or oversized content) are listed as skips by the same
 //! pass. Memory: the intervals in flight, each about [`INTERVAL_ROWS`] rows.
 
-use super::{compare, Mismatch, MismatchKind, VerifyError, VerifyReport};
+use super::{
+    compare, may_be_too_large, AbortOnDrop, Mismatch, MismatchKind, VerifyError, VerifyReport,
+};
 use crate::legacy::{self, LegacyError};
 use crate::mapping::{self, Carry, Scope};
 use crate::plugin::{self, Plugin};
@@ -132,7 +134,6 @@ pub(super) async fn check(
     let intervals =
         ((rows / LEGACY_STREAMS as f64 / INTERVAL_ROWS).ceil() as usize).clamp(1, MAX_INTERVALS);
     let fetchers = (concurrency / LEGACY_STREAMS).max(1);
-    let select = Arc::new(legacy::VERIFY_SELECT.to_string());
     let tasks: Vec<_> = IdRange::ALL
         .split(LEGACY_STREAMS)
         .into_iter()
@@ -140,7 +141,6 @@ pub(super) async fn check(
             let job = Half {
                 pool: pool.clone(),
                 client: plugin.client.clone(),
-                select: select.clone(),
                 places: places.clone(),
                 range: half,
                 intervals,
@@ -163,24 +163,18 @@ pub(super) async fn check(
     Ok(report)
 }
 
-/// Aborts a task when dropped, so that a failing half stops the other.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The legacy rows of a range, in id order.
-fn range_sql(select: &str, range: IdRange) -> String {
+fn range_sql(range: IdRange) -> String {
     let bounds = match (range.after, range.upto) {
         (Some(_), Some(_)) => "id > $1 AND id <= $2",
         (Some(_), None) => "id > $1 AND $2::uuid IS NULL",
         (None, Some(_)) => "$1::uuid IS NULL AND id <= $2",
         (None, None) => "$1::uuid IS NULL AND $2::uuid IS NULL",
     };
-    format!("SELECT {select} FROM agent_memories WHERE {bounds} ORDER BY id")
+    format!(
+        "SELECT {} FROM agent_memories WHERE {bounds} ORDER BY id",
+        legacy::VERIFY_SELECT
+    )
 }
 
 /// Every plugin memory of `range`, in id order, page by page. A plugin that
@@ -229,7 +223,6 @@ async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, S
 struct Half {
     pool: PgPool,
     client: Client,
-    select: Arc<String>,
     /// Every workspace's placement and namespace names, resolved once.
     places: Arc<HashMap<Uuid, Placed>>,
     range: IdRange,
@@ -281,7 +274,7 @@ impl Half {
                 }
             };
         }
-        let sql = range_sql(&self.select, self.range);
+        let sql = range_sql(self.range);
         let mut rows = sqlx::query(&sql)
             .bind(self.range.after)
             .bind(self.range.upto)
@@ -298,23 +291,21 @@ impl Half {
         while let Some(r) = rows.try_next().await.map_err(legacy_err())? {
             let row =
                 legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-            let mut placed = None;
-            let scope = match mapping::place_row(&row, |ws| {
-                placed = self.places.get(&ws);
-                placed.map(|p| p.placement)
-            }) {
+            let placed = row.workspace_id.and_then(|ws| self.places.get(&ws));
+            let scope = match mapping::place_row(&row, |_| placed.map(|p| p.placement)) {
                 Ok((scope, _)) => scope,
                 Err(skip) => {
                     out.skip(row.id, skip.reason, skip.detail);
                     continue;
                 }
             };
+            // Placed, since place_row found the workspace.
             let Some(placed) = placed else {
                 continue;
             };
             let expected = placed.namespace(scope);
             let content = row.content.as_deref().unwrap_or("");
-            if super::list::may_be_too_large(content) {
+            if may_be_too_large(content) {
                 let too_large = mapping::target_with(&row, |_| Some(placed.placement))
                     .and_then(|target| mapping::to_write(&row, &target, self.carry));
                 if let Err(skip) = too_large {
@@ -433,7 +424,7 @@ mod tests {
             after: Some(Uuid::nil()),
             upto: None,
         };
-        assert!(range_sql("id", r).contains("id > $1 AND $2::uuid IS NULL"));
-        assert!(range_sql("id", IdRange::ALL).ends_with("ORDER BY id"));
+        assert!(range_sql(r).contains("id > $1 AND $2::uuid IS NULL"));
+        assert!(range_sql(IdRange::ALL).ends_with("ORDER BY id"));
     }
 }
