@@ -44,9 +44,13 @@ pub enum VerifyScope {
 /// How `-verify` reads the plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VerifyMethod {
-    /// `scan` for `-all` when advertised, else `list` when advertised, else `search`.
+    /// For `-all`, `checksum` when advertised, else `scan` when advertised;
+    /// otherwise `list` when advertised, else `search`.
     #[default]
     Auto,
+    /// Extensions `checksum` and `scan`: digests per id bucket on both
+    /// sides, then a scan of the buckets that differ (`-all` only).
+    Checksum,
     /// Extension `scan`: one pass over every plugin memory in id order (`-all` only).
     Scan,
     /// Extension `list`: each target namespace, page by page.
@@ -60,6 +64,7 @@ impl VerifyMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             VerifyMethod::Auto => "auto",
+            VerifyMethod::Checksum => "checksum",
             VerifyMethod::Scan => "scan",
             VerifyMethod::List => "list",
             VerifyMethod::Search => "search",
@@ -151,8 +156,9 @@ OPTIONS:
     -verify-sample=N    Verify: sample N workspaces instead of 50.
     -all                Verify: every workspace.
     -seed=N             Verify: seed for the random sample (printed when not given).
-    -verify-method=M    Verify: auto (default), scan, list or search. auto uses scan
-                        for -all when the plugin advertises it, else list, else search.
+    -verify-method=M    Verify: auto (default), checksum, scan, list or search. For -all
+                        auto uses checksum, else scan, when the plugin advertises it;
+                        otherwise list, else search.
     -batch-rows=N       Rows per batch request (1..=1000, default 500).
     -batch-bytes=N      Bytes per batch request (65536..=15728640, default 4194304).
     -concurrency=N      Requests in flight (1..=64, default 4 with batch, 16 without).
@@ -293,12 +299,13 @@ fn set_value(raw: &mut RawFlags, name: &str, value: &str) -> Result<(), UsageErr
         "verify-method" => {
             raw.verify_method = Some(match value.trim().to_ascii_lowercase().as_str() {
                 "auto" => VerifyMethod::Auto,
+                "checksum" => VerifyMethod::Checksum,
                 "scan" => VerifyMethod::Scan,
                 "list" => VerifyMethod::List,
                 "search" => VerifyMethod::Search,
                 _ => {
                     return Err(usage(format!(
-                        "-verify-method: {:?} is not one of auto, scan, list, search",
+                        "-verify-method: {:?} is not one of auto, checksum, scan, list, search",
                         memory_contract::validate::excerpt(value, 32)
                     )))
                 }
@@ -404,10 +411,13 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
         return Err(usage("-seed only applies to a sampled -verify"));
     }
     let verify_method = raw.verify_method.unwrap_or_default();
-    if verify_method == VerifyMethod::Scan && verify != VerifyScope::All {
-        return Err(usage(
-            "-verify-method=scan reads every plugin memory, so it needs -all",
-        ));
+    if matches!(verify_method, VerifyMethod::Scan | VerifyMethod::Checksum)
+        && verify != VerifyScope::All
+    {
+        return Err(usage(format!(
+            "-verify-method={} reads every plugin memory, so it needs -all",
+            verify_method.as_str()
+        )));
     }
     Ok(Plan {
         mode,

@@ -84,9 +84,11 @@ async fn verify_passes_after_apply_on_a_sample_one_workspace_and_all() {
     assert_eq!(one.rows_matched, 8, "{one}");
     assert_eq!(one.skipped.get(&SkipReason::BlankContent), Some(&1));
 
-    // -all reads the plugin in one scan; the per-namespace lists agree.
+    // -all compares digests per id bucket; one scan and the per-namespace
+    // lists agree.
     for (args, method) in [
-        (&["-verify", "-all"][..], "scan"),
+        (&["-verify", "-all"][..], "checksum"),
+        (&["-verify", "-all", "-verify-method=scan"][..], "scan"),
         (&["-verify", "-all", "-verify-method=list"][..], "list"),
     ] {
         let every = verify_report(run(&legacy, &target, args).await);
@@ -163,7 +165,7 @@ async fn injected_faults_are_found_exactly_with_their_kinds() {
         ))
         .await;
 
-    for method in ["scan", "list"] {
+    for method in ["checksum", "scan", "list"] {
         let method_arg = format!("-verify-method={method}");
         let v = verify_report(run(&legacy, &target, &["-verify", "-all", &method_arg]).await);
         assert_eq!((v.exit_code(), v.method), (1, method), "{v}");
@@ -311,7 +313,11 @@ async fn verify_against_a_plugin_that_went_down_counts_errors_and_fails() {
     } = target;
     server.shutdown().await.unwrap();
     let schema = legacy.schema().await;
-    for (method, message) in [("scan", "cannot scan"), ("list", "cannot list")] {
+    for (method, message) in [
+        ("checksum", "did not give its checksums"),
+        ("scan", "cannot scan"),
+        ("list", "cannot list"),
+    ] {
         let method_arg = format!("-verify-method={method}");
         let report = memory_backfill::runner::run_with(
             &plan(&["-verify", "-all", &method_arg]),
@@ -469,7 +475,7 @@ async fn both_exact_methods_list_the_rows_apply_skips() {
     .into_iter()
     .collect();
     let mut checked = Vec::new();
-    for method in ["scan", "list"] {
+    for method in ["checksum", "scan", "list"] {
         let method_arg = format!("-verify-method={method}");
         let v = verify_report(run(&legacy, &target, &["-verify", "-all", &method_arg]).await);
         assert_eq!(v.skipped, want, "{method}: {v}");
@@ -484,6 +490,7 @@ async fn both_exact_methods_list_the_rows_apply_skips() {
         checked.push(v.rows_checked);
     }
     assert_eq!(checked[0], checked[1]);
+    assert_eq!(checked[1], checked[2]);
 }
 
 #[tokio::test]
@@ -502,4 +509,137 @@ async fn scan_is_refused_without_all_or_when_the_plugin_lacks_it() {
     assert!(err.to_string().contains("does not advertise"), "{err}");
     let usage = memory_backfill::cli::parse(["-verify", "-verify-method=scan"]).unwrap_err();
     assert!(usage.to_string().contains("needs -all"), "{usage}");
+    let usage = memory_backfill::cli::parse(["-verify", "-verify-method=checksum"]).unwrap_err();
+    assert!(usage.to_string().contains("needs -all"), "{usage}");
+    let err = memory_backfill::runner::run_with(
+        &plan(&["-verify", "-all", "-verify-method=checksum"]),
+        &legacy.pool,
+        &schema,
+        &target.plugin,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("\"checksum\""), "{err}");
+}
+
+/// Rows off the checksum's fast path (odd scope spellings, content that
+/// starts with whitespace or beyond ASCII, large or blank content, no
+/// created_at) are judged as apply judges them, so checksum, scan and list
+/// agree.
+#[tokio::test]
+async fn checksum_agrees_with_scan_on_rows_off_its_fast_path() {
+    let legacy = Legacy::new().await;
+    let root = Uuid::new_v4();
+    let child = Uuid::new_v4();
+    legacy.workspace(root, None, Some("active")).await;
+    legacy.workspace(child, Some(root), None).await;
+    legacy.bulk_local(child, 400, "bulk").await;
+    let big = "long ".repeat(40_000);
+    let edge_rows: Vec<(Option<&str>, Option<&str>)> = vec![
+        (Some("LOCAL"), Some("\u{a0}\u{3000}\u{2029}")), // Unicode blank: skipped
+        (Some("LOCAL"), Some("\u{200b}")),               // not whitespace: written
+        (Some("TEAM"), Some("unit\u{1f}separator inside")),
+        (Some("global"), Some("lower-case scope")),
+        (Some(" TEAM"), Some("padded scope")),
+        (Some("GLOBAL"), Some(big.as_str())), // far above the SQL's size bound
+        (Some("LOCAL"), None),                // NULL content: skipped
+        (Some("NEVER"), Some("unknown scope")),
+        (Some("LOCAL"), Some("no created_at")),
+        (Some("TEAM"), Some("ünïcødé first")),
+        (Some("LOCAL"), Some("  leading spaces")),
+    ];
+    let mut ids = Vec::new();
+    for (scope, content) in &edge_rows {
+        let id = Uuid::new_v4();
+        legacy.memory(id, Some(child), *scope, *content).await;
+        ids.push(id);
+    }
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE agent_memories ALTER COLUMN created_at DROP NOT NULL;
+         UPDATE agent_memories SET created_at = NULL WHERE id = '{}'",
+        ids[8]
+    ))
+    .execute(&legacy.pool)
+    .await
+    .unwrap();
+    let target = TargetPlugin::start(false).await;
+    let r = apply_report(run(&legacy, &target, &["-apply"]).await);
+    assert_eq!(r.errors, 0, "{r}");
+
+    let mut reports = Vec::new();
+    for method in ["checksum", "scan", "list"] {
+        let method_arg = format!("-verify-method={method}");
+        let v = verify_report(run(&legacy, &target, &["-verify", "-all", &method_arg]).await);
+        assert_eq!((v.exit_code(), v.method), (0, method), "{v}");
+        assert!(v.warnings.is_empty(), "{v}");
+        reports.push(v);
+    }
+    let want: BTreeMap<SkipReason, u64> =
+        [(SkipReason::UnknownScope, 1), (SkipReason::BlankContent, 2)]
+            .into_iter()
+            .collect();
+    for v in &reports {
+        assert_eq!(v.skipped, want, "{v}");
+        assert_eq!(v.rows_checked, 400 + 8, "{v}");
+        assert_eq!(v.rows_matched, v.rows_checked, "{v}");
+    }
+
+    // A fault on such a row is found by the merge of its bucket.
+    let moved = ids[3];
+    target
+        .exec(&format!(
+            "UPDATE memory_plugin.memory_records SET content = 'changed' WHERE id = '{moved}'"
+        ))
+        .await;
+    let v = verify_report(run(&legacy, &target, &["-verify", "-all"]).await);
+    assert_eq!((v.exit_code(), v.method), (1, "checksum"), "{v}");
+    assert_eq!(
+        v.mismatch_counts.get(&MismatchKind::ContentDiffers),
+        Some(&1)
+    );
+    assert_eq!(v.mismatches.items[0].id, moved);
+    assert_eq!(v.skipped, want, "skips are listed once: {v}");
+}
+
+/// Memories the legacy table never held are fine; when they touch most
+/// buckets, the check merges every row instead and says so.
+#[tokio::test]
+async fn checksum_accepts_extra_plugin_rows_and_falls_back_when_most_buckets_differ() {
+    let (legacy, target, all) = applied(false).await;
+    let extra_ns = format!("workspace:{}", all[0]);
+    let few = (0..5)
+        .map(|i| {
+            format!(
+                "('{}', '{extra_ns}', 'agent note {i}', 'fact', 'agent', now())",
+                Uuid::new_v4()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    target
+        .exec(&format!(
+            "INSERT INTO memory_plugin.memory_records (id, namespace, content, kind, source, created_at)
+             VALUES {few}"
+        ))
+        .await;
+    let v = verify_report(run(&legacy, &target, &["-verify", "-all"]).await);
+    assert_eq!((v.exit_code(), v.method), (0, "checksum"), "{v}");
+    assert_eq!(v.rows_matched, legacy.count().await as u64 - 1, "{v}");
+
+    target
+        .exec(&format!(
+            "INSERT INTO memory_plugin.memory_records (id, namespace, content, kind, source, created_at)
+             SELECT gen_random_uuid(), '{extra_ns}', 'agent note ' || g, 'fact', 'agent', now()
+               FROM generate_series(1, 3000) g"
+        ))
+        .await;
+    let v = verify_report(run(&legacy, &target, &["-verify", "-all"]).await);
+    assert_eq!((v.exit_code(), v.method), (0, "scan"), "{v}");
+    assert!(
+        v.warnings.iter().any(|w| w.contains("buckets differ")),
+        "{v}"
+    );
+    assert_eq!(v.rows_matched, legacy.count().await as u64 - 1, "{v}");
+    assert_eq!(v.skipped.get(&SkipReason::BlankContent), Some(&1), "{v}");
 }

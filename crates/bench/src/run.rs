@@ -356,6 +356,27 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             verify.stderr_tail
         ));
     }
+    let method = verify.verify_method();
+    if method.as_deref() != Some("checksum") {
+        out.failures.push(format!(
+            "memory-backfill -verify -all used method {method:?}, not checksum"
+        ));
+    }
+    progress("(d) memory-backfill -verify -all -verify-method=scan, for comparison");
+    let by_scan = run_backfill(
+        &ctx,
+        "backfill-verify-scan",
+        &["-verify", "-all", "-verify-method=scan", "--json"],
+        plugin.base_url(),
+    )
+    .await?;
+    if !by_scan.exit.success() {
+        out.failures.push(format!(
+            "memory-backfill -verify -all -verify-method=scan ended with {}: {}",
+            by_scan.exit.describe(),
+            by_scan.stderr_tail
+        ));
+    }
     progress("(d) floor: anti-join inside the database");
     let anti = floors::anti_join(&pool, PLUGIN_SCHEMA).await?;
     if anti.mismatches != 0 {
@@ -375,6 +396,14 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         )
         .with_target(Target::RatioAtMost(3.0)),
     );
+    out.add(Figure::against(
+        "d",
+        "backfill -verify -all, method scan",
+        by_scan.exit.elapsed.as_secs_f64(),
+        Unit::Seconds,
+        "anti-join",
+        anti.elapsed.as_secs_f64(),
+    ));
     out.add(
         Figure::plain(
             "d",
@@ -554,6 +583,15 @@ async fn checkpoint(pool: &PgPool) {
 struct BackfillRun {
     exit: crate::child::ChildExit,
     stderr_tail: String,
+    stdout: String,
+}
+
+impl BackfillRun {
+    /// The `method` of a `--json` verify report, if stdout holds one.
+    fn verify_method(&self) -> Option<String> {
+        let report: serde_json::Value = serde_json::from_str(self.stdout.trim()).ok()?;
+        report.get("method")?.as_str().map(str::to_string)
+    }
 }
 
 async fn run_backfill(
@@ -582,6 +620,7 @@ async fn run_backfill(
     ));
     Ok(BackfillRun {
         stderr_tail: child.stderr_tail(1500),
+        stdout: child.stdout_text(),
         exit,
     })
 }

@@ -8,9 +8,9 @@ use crate::breaker::{BreakerState, CircuitBreaker, Outcome};
 use crate::config::{parse_base_url, redact_url, ClientConfig, RetryPolicy};
 use crate::error::{envelope_from_body, ClientError};
 use memory_contract::{
-    capability, validate, BatchItemResult, BatchRequest, BatchResponse, BatchWrite, ErrorCode,
-    ErrorEnvelope, ForgetRequest, Health, ListResponse, MemoryWrite, Namespace, NamespacePatch,
-    NamespaceUpsert, SearchRequest, SearchResponse, WriteAck,
+    capability, validate, BatchItemResult, BatchRequest, BatchResponse, BatchWrite,
+    ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest, Health, ListResponse, MemoryWrite,
+    Namespace, NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck,
 };
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -440,6 +440,28 @@ impl Client {
             }
             query.append_pair("limit", &limit.to_string());
         }
+        self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
+            .await
+    }
+
+    /// Extension `checksum`: `GET /v1/memories/checksums`, the digest of
+    /// every live memory per bucket of ids sharing their first `prefix` hex
+    /// digits, with `created_at` in each digest when asked for.
+    ///
+    /// # Errors
+    /// [`ClientError::Unsupported`] when the plugin does not advertise
+    /// `checksum`; [`ClientError::Validation`] for a prefix outside 1..=4.
+    pub async fn memory_checksums(
+        &self,
+        prefix: u32,
+        created_at: bool,
+    ) -> Result<ChecksumResponse, ClientError> {
+        let prefix = validate::checksum_prefix(Some(i64::from(prefix)))?;
+        self.require(capability::CHECKSUM).await?;
+        let mut url = self.url(&["v1", "memories", "checksums"]);
+        url.query_pairs_mut()
+            .append_pair("prefix", &prefix.to_string())
+            .append_pair("created_at", if created_at { "true" } else { "false" });
         self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
             .await
     }

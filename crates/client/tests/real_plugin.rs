@@ -1,6 +1,7 @@
 //! Every client method against our real plugin (PostgreSQL 15 store) over HTTP.
 
 use memory_client::{Client, ClientConfig, ClientError};
+use memory_contract::checksum::{memory_digest, Accumulator};
 use memory_contract::{
     capability, BatchItemResult, BatchRequest, BatchWrite, ErrorCode, MemoryKind, MemorySource,
     MemoryWrite, NamespaceKind, NamespacePatch, NamespaceUpsert, SearchRequest,
@@ -204,6 +205,36 @@ async fn every_method_round_trips_against_the_postgres_plugin() {
     assert!(scanned.iter().any(|(id, _)| *id == first.id));
     assert!(client.scan_memories(None, None, 1001).await.is_err());
 
+    // Checksums digest what scan returns, per bucket of id prefixes.
+    let all = client
+        .scan_memories(None, None, 1000)
+        .await
+        .expect("scan all")
+        .memories;
+    for (prefix, created_at) in [(1, true), (3, false), (0, false)] {
+        let sums = client
+            .memory_checksums(prefix, created_at)
+            .await
+            .expect("checksums");
+        let prefix = if prefix == 0 { 2 } else { prefix };
+        assert_eq!((sums.prefix, sums.created_at), (prefix, created_at));
+        let mut expected = Accumulator::new(prefix);
+        for m in &all {
+            expected.add(
+                m.id,
+                memory_digest(
+                    m.id,
+                    &m.namespace,
+                    &m.content,
+                    created_at.then_some(m.created_at),
+                ),
+            );
+        }
+        assert_eq!(sums.buckets, expected.into_wire());
+    }
+    let err = client.memory_checksums(5, false).await.unwrap_err();
+    assert!(matches!(err, ClientError::Validation(_)), "{err:?}");
+
     // Forget: wrong namespace is 404 and keeps the memory; right one deletes.
     let wrong = client.forget(first.id, other).await.unwrap_err();
     assert_eq!(wrong.code(), Some(&ErrorCode::NotFound));
@@ -289,6 +320,11 @@ async fn extensions_are_refused_locally_against_a_v1_only_plugin() {
     let err = client.scan_memories(None, None, 10).await.unwrap_err();
     assert!(
         matches!(err, ClientError::Unsupported(ref c) if c == capability::SCAN),
+        "{err:?}"
+    );
+    let err = client.memory_checksums(2, false).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unsupported(ref c) if c == capability::CHECKSUM),
         "{err:?}"
     );
     let err = client

@@ -250,6 +250,26 @@ async fn scan_out_of_order_fails_scan_paging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_checksum_digit_fails_checksum_tracks_writes() {
+    assert_check_fails(
+        Fault::ChecksumDigestFlipped,
+        "checksum_tracks_writes",
+        &["touched bucket", "XOR of their digests", "expected count 2"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_checksum_bucket_fails_checksum_tracks_writes() {
+    assert_check_fails(
+        Fault::ChecksumDropsBucket,
+        "checksum_tracks_writes",
+        &["touched bucket", "got absent"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_created_at_fails_created_at_kept() {
     assert_check_fails(Fault::DropCreatedAt, "created_at_kept", &["2020-01-02"]).await;
 }

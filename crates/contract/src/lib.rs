@@ -1,5 +1,5 @@
 //! Wire types and validation of the Memory Plugin v1 contract and of this
-//! project's extensions (`batch`, `list`, `created_at`, `scan`).
+//! project's extensions (`batch`, `list`, `created_at`, `scan`, `checksum`).
 //!
 //! This crate does no I/O. The plugin server, the client, the conformance
 //! suite and the backfill all depend on it, so the wire is defined once.
@@ -9,6 +9,7 @@
 //!   input;
 //! - unknown input fields are ignored, so older and newer peers interoperate.
 
+pub mod checksum;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -43,11 +44,15 @@ pub mod capability {
     /// every live namespace, ordered by id, optionally within an id range
     /// (a migration's parity check).
     pub const SCAN: &str = "scan";
+    /// Extension: `GET /v1/memories/checksums` digests every live memory of
+    /// every live namespace per id-prefix bucket, so that a parity check
+    /// reads only the buckets that differ.
+    pub const CHECKSUM: &str = "checksum";
 
     /// The capabilities defined by v1 itself.
     pub const V1: &[&str] = &[FTS, EMBEDDING, TTL, PIN, PROPAGATION];
     /// The capabilities added by this project's extensions.
-    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT, SCAN];
+    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT, SCAN, CHECKSUM];
 }
 
 /// Limits that are part of the contract as this project serves it.
@@ -70,6 +75,10 @@ pub mod limits {
     pub const BODY_MAX_BYTES: usize = 1024 * 1024;
     /// Body limit of the batch route, in bytes.
     pub const BATCH_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
+    /// Default bucket prefix length (hex digits) of the `checksum` extension.
+    pub const CHECKSUM_PREFIX_DEFAULT: u32 = 2;
+    /// Longest bucket prefix (hex digits) of the `checksum` extension.
+    pub const CHECKSUM_PREFIX_MAX: u32 = 4;
 }
 
 /// Route paths, relative to the plugin's base URL.
@@ -82,6 +91,8 @@ pub mod route {
     pub const BATCH: &str = "/v1/memories/batch";
     /// Extension `scan`.
     pub const MEMORIES: &str = "/v1/memories";
+    /// Extension `checksum`.
+    pub const CHECKSUMS: &str = "/v1/memories/checksums";
 }
 
 /// Error codes carried in [`ErrorEnvelope::code`].
@@ -476,6 +487,41 @@ pub struct ScanQuery {
     /// 1..=1000; absent or 0 means 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
+}
+
+/// Extension `checksum`: query of `GET /v1/memories/checksums`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChecksumQuery {
+    /// Hex digits of the id that name a bucket, 1..=4; absent or 0 means 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<i64>,
+    /// Whether each memory's `created_at` enters its digest (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<bool>,
+}
+
+/// Extension `checksum`: the digest of every live memory of every live
+/// namespace, per bucket of ids sharing their first `prefix` hex digits.
+/// How a digest is computed is [`checksum`]'s documentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecksumResponse {
+    /// Hex digits per bucket name.
+    pub prefix: u32,
+    /// Whether `created_at` entered the digests.
+    pub created_at: bool,
+    /// Non-empty buckets only, ordered by name.
+    pub buckets: Vec<ChecksumBucket>,
+}
+
+/// One bucket of [`ChecksumResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksumBucket {
+    /// The ids' first hex digits (lowercase).
+    pub prefix: String,
+    /// Memories in the bucket.
+    pub count: u64,
+    /// 32 lowercase hex digits: the XOR of the memories' XXH3-128 digests.
+    pub digest: String,
 }
 
 /// Extension `list`: one page of a namespace's memories, ordered by id

@@ -173,6 +173,23 @@ pub fn search_limit(limit: Option<i64>) -> Result<u32> {
     )
 }
 
+/// Resolves a checksum bucket prefix: absent or 0 means 2 hex digits;
+/// 1..=4 is kept.
+pub fn checksum_prefix(prefix: Option<i64>) -> Result<u32> {
+    match prefix {
+        None | Some(0) => Ok(limits::CHECKSUM_PREFIX_DEFAULT),
+        Some(n) if n >= 1 && n <= i64::from(limits::CHECKSUM_PREFIX_MAX) => Ok(n as u32),
+        Some(n) => Err(ValidationError::new(
+            "prefix",
+            format!(
+                "prefix {n} is out of range; expected 1..={} hex digits, or 0/absent for {}",
+                limits::CHECKSUM_PREFIX_MAX,
+                limits::CHECKSUM_PREFIX_DEFAULT
+            ),
+        )),
+    }
+}
+
 /// Resolves a list page size: absent or 0 means 100; 1..=1000 is kept.
 pub fn list_limit(limit: Option<i64>) -> Result<u32> {
     bounded_limit(

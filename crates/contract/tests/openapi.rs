@@ -5,10 +5,11 @@
 
 use chrono::{TimeZone, Utc};
 use memory_contract::{
-    capability, limits, route, BatchItemResult, BatchRequest, BatchResponse, BatchWrite, ErrorCode,
-    ErrorEnvelope, ForgetRequest, Health, ListQuery, ListResponse, Memory, MemoryKind,
-    MemorySource, MemoryWrite, Namespace, NamespaceKind, NamespacePatch, NamespaceUpsert,
-    ScanQuery, SearchRequest, SearchResponse, WriteAck,
+    capability, limits, route, BatchItemResult, BatchRequest, BatchResponse, BatchWrite,
+    ChecksumBucket, ChecksumQuery, ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest,
+    Health, ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite, Namespace,
+    NamespaceKind, NamespacePatch, NamespaceUpsert, ScanQuery, SearchRequest, SearchResponse,
+    WriteAck,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -200,6 +201,16 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
     let forget = ForgetRequest {
         requested_by_namespace: "team:t".into(),
     };
+    let bucket = ChecksumBucket {
+        prefix: "3f".into(),
+        count: 1,
+        digest: "0".repeat(32),
+    };
+    let checksums = ChecksumResponse {
+        prefix: 2,
+        created_at: false,
+        buckets: vec![bucket.clone()],
+    };
     vec![
         (
             "Health",
@@ -260,6 +271,15 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
             keys_of(&BatchResponse { results: vec![] }),
         ),
         ("ListResponse", keys_of(&list), keys_of(&list_min)),
+        (
+            "ChecksumResponse",
+            keys_of(&checksums),
+            keys_of(&ChecksumResponse {
+                buckets: vec![],
+                ..checksums.clone()
+            }),
+        ),
+        ("ChecksumBucket", keys_of(&bucket), keys_of(&bucket)),
     ]
 }
 
@@ -439,6 +459,13 @@ fn operations() -> Vec<Operation> {
             Some("BatchResponse"),
         ),
         op(route::MEMORIES, "get", None, "200", Some("ListResponse")),
+        op(
+            route::CHECKSUMS,
+            "get",
+            None,
+            "200",
+            Some("ChecksumResponse"),
+        ),
     ]
 }
 
@@ -550,7 +577,7 @@ fn every_error_answer_carries_the_envelope() {
 }
 
 #[test]
-fn list_and_scan_query_parameters_are_their_query_fields() {
+fn list_scan_and_checksum_query_parameters_are_their_query_fields() {
     let doc = document();
     let list = keys_of(&ListQuery {
         after: Some("x".into()),
@@ -561,10 +588,18 @@ fn list_and_scan_query_parameters_are_their_query_fields() {
         before: Some("y".into()),
         limit: Some(1),
     });
-    for (path, fields) in [(route::NAMESPACE_MEMORIES, list), (route::MEMORIES, scan)] {
+    let checksum = keys_of(&ChecksumQuery {
+        prefix: Some(1),
+        created_at: Some(true),
+    });
+    for (path, fields) in [
+        (route::NAMESPACE_MEMORIES, list),
+        (route::MEMORIES, scan),
+        (route::CHECKSUMS, checksum),
+    ] {
         let params: BTreeSet<String> = doc["paths"][path]["get"]["parameters"]
             .as_array()
-            .expect("page parameters")
+            .expect("query parameters")
             .iter()
             .map(|p| resolve(&doc, p))
             .filter(|p| p["in"] == "query")
@@ -610,6 +645,19 @@ fn limits_in_the_document_match_the_contract() {
             "{path}"
         );
     }
+    let prefix = doc["paths"][route::CHECKSUMS]["get"]["parameters"]
+        .as_array()
+        .expect("checksum parameters")
+        .iter()
+        .find(|p| p["name"] == "prefix")
+        .expect("prefix parameter");
+    assert_eq!(prefix["schema"]["maximum"], limits::CHECKSUM_PREFIX_MAX);
+    let answered = &schema(&doc, "ChecksumResponse")["properties"]["prefix"];
+    assert_eq!(answered["maximum"], limits::CHECKSUM_PREFIX_MAX);
+    assert!(prefix["description"]
+        .as_str()
+        .expect("prefix description")
+        .contains(&format!("means {}", limits::CHECKSUM_PREFIX_DEFAULT)));
 }
 
 #[test]

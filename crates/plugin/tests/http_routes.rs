@@ -4,6 +4,7 @@
 mod http_support;
 
 use http_support::*;
+use memory_contract::checksum::{memory_digest, Accumulator};
 use memory_plugin::server::ServerConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -35,7 +36,8 @@ async fn health_reports_ok_with_v1_and_extension_capabilities_but_no_embedding_o
             "batch",
             "list",
             "created_at",
-            "scan"
+            "scan",
+            "checksum"
         ]
     );
 }
@@ -409,6 +411,125 @@ async fn scan_pages_through_every_namespace_in_id_order_and_checks_its_query() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
 }
 
+/// The checksum buckets the contract's definition gives for `memories`
+/// (`(id, namespace, content, created_at)` as the wire returns them).
+fn expected_buckets(memories: &[Value], prefix: u32, created_at: bool) -> Value {
+    let mut buckets = Accumulator::new(prefix);
+    for m in memories {
+        let id = uuid::Uuid::parse_str(m["id"].as_str().unwrap()).unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(m["created_at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        buckets.add(
+            id,
+            memory_digest(
+                id,
+                m["namespace"].as_str().unwrap(),
+                m["content"].as_str().unwrap(),
+                created_at.then_some(at),
+            ),
+        );
+    }
+    serde_json::to_value(buckets.into_wire()).unwrap()
+}
+
+/// Checksums of every memory over HTTP, and the answers to a bad query;
+/// the same on both stores.
+async fn checksums_follow_the_contract(h: &Harness) {
+    for ns in ["team:sum-one", "workspace:sum-two"] {
+        h.namespace(ns).await;
+        for i in 0..4 {
+            let mut write = fact(&format!("{ns} memory {i} ✓"));
+            if i % 2 == 1 {
+                write["created_at"] = json!("2019-05-06T07:08:09.101112Z");
+            }
+            h.write(ns, write).await;
+        }
+    }
+    let (status, page) = h.get("/v1/memories?limit=1000").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let memories = page["memories"].as_array().unwrap().clone();
+    assert_eq!(memories.len(), 8);
+
+    for (query, prefix, created_at) in [
+        ("", 2, false),
+        ("?prefix=0", 2, false),
+        ("?prefix=1", 1, false),
+        ("?prefix=2&created_at=true", 2, true),
+        ("?prefix=4&created_at=false", 4, false),
+        ("?created_at=true", 2, true),
+        ("?prefix=&created_at=", 2, false),
+    ] {
+        let path = format!("/v1/memories/checksums{query}");
+        let (status, body) = h.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["prefix"], prefix, "{path}: {body}");
+        assert_eq!(body["created_at"], created_at, "{path}: {body}");
+        assert_eq!(
+            body["buckets"],
+            expected_buckets(&memories, prefix, created_at),
+            "{path}"
+        );
+    }
+
+    // Deleting a memory changes its bucket.
+    let (_, before) = h.get("/v1/memories/checksums?prefix=1").await;
+    let victim = &memories[0];
+    let (status, _) = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/memories/{}", victim["id"].as_str().unwrap()),
+            Some(json!({"requested_by_namespace": victim["namespace"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = h.get("/v1/memories/checksums?prefix=1").await;
+    assert_eq!(after["buckets"], expected_buckets(&memories[1..], 1, false));
+    assert_ne!(before["buckets"], after["buckets"]);
+
+    for (query, field) in [
+        ("prefix=5", "prefix"),
+        ("prefix=-1", "prefix"),
+        ("prefix=x", "prefix"),
+        ("prefix=1.5", "prefix"),
+        ("prefix=99999999999999999999", "prefix"),
+        ("created_at=maybe", "created_at"),
+        ("created_at=1", "created_at"),
+    ] {
+        let path = format!("/v1/memories/checksums?{query}");
+        let (status, body) = h.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_envelope(&body, "bad_request");
+        assert_eq!(body["details"]["field"], field, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{path}: {body}"
+        );
+    }
+    // The route sits beside `/v1/memories/{id}` without taking its place.
+    let (status, body) = h.post("/v1/memories/checksums", json!({})).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_envelope(&body, "bad_request");
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/memories/{}", memories[1]["id"].as_str().unwrap()),
+            Some(json!({"requested_by_namespace": memories[1]["namespace"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
+#[tokio::test]
+async fn checksums_digest_every_memory_by_id_prefix_and_check_their_query_on_pg15() {
+    checksums_follow_the_contract(&pg_server(ServerConfig::default()).await).await;
+}
+
+#[tokio::test]
+async fn checksums_digest_every_memory_by_id_prefix_and_check_their_query_on_sqlite() {
+    checksums_follow_the_contract(&sqlite_server(ServerConfig::default()).await).await;
+}
+
 #[tokio::test]
 async fn created_at_on_a_single_write_is_kept() {
     let h = pg_server(ServerConfig::default()).await;
@@ -449,6 +570,15 @@ async fn v1_only_mode_advertises_and_routes_no_extension() {
     let (status, body) = h.get("/v1/memories").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_envelope(&body, "not_found");
+    for path in [
+        "/v1/memories/checksums",
+        "/v1/memories/checksums?prefix=2&created_at=true",
+        "/v1/memories/checksums?prefix=9",
+    ] {
+        let (status, body) = h.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_envelope(&body, "not_found");
+    }
 
     // `created_at` is an unknown field to plain v1: ignored, not stored.
     let mut write = fact("plain write");
@@ -495,6 +625,7 @@ async fn a_configured_token_guards_every_route_but_health() {
         ),
         (Method::GET, "/metrics", None),
         (Method::GET, "/v1/namespaces/team:auth/memories", None),
+        (Method::GET, "/v1/memories/checksums", None),
     ] {
         let (status, body) = h.call(method.clone(), path, body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -563,7 +694,8 @@ async fn the_main_routes_work_the_same_on_sqlite() {
             "batch",
             "list",
             "created_at",
-            "scan"
+            "scan",
+            "checksum"
         ]
     );
     h.namespace("workspace:lite").await;

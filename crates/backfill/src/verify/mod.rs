@@ -1,7 +1,10 @@
 //! `-verify`: parity between the legacy table and the plugin.
 //!
-//! Three methods ([`VerifyMethod`]), all in bounded memory:
+//! Four methods ([`VerifyMethod`]), all in bounded memory:
 //!
+//! - [`checksum`] (`-all` with the `checksum` and `scan` extensions):
+//!   digests per id bucket on both sides, then a [`scan`] merge of the
+//!   buckets that differ;
 //! - [`scan`] (`-all` with the `scan` extension): one pass over both sides in
 //!   id order;
 //! - [`list`] (the `list` extension): each target namespace's legacy rows
@@ -16,6 +19,7 @@
 //! definitely missing; a row not found in a larger namespace makes the
 //! workspace *unverified* (with the reason), never a mismatch.
 
+mod checksum;
 mod list;
 mod scan;
 
@@ -83,8 +87,9 @@ pub struct Unverified {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub mode: &'static str,
-    /// `scan` (exact, one pass in id order), `list` (exact, per namespace)
-    /// or `search` (v1).
+    /// `checksum` (exact, digests per id bucket, then the buckets that
+    /// differ row by row), `scan` (exact, one pass in id order), `list`
+    /// (exact, per namespace) or `search` (v1).
     pub method: &'static str,
     /// What was verified: `sample`, `workspace` or `all`.
     pub scope: String,
@@ -304,10 +309,16 @@ fn choose_method(plugin: &Plugin, plan: &Plan) -> Result<VerifyMethod, VerifyErr
         ))
     };
     Ok(match plan.verify_method {
+        VerifyMethod::Auto if all && plugin.caps.checksum && plugin.caps.scan => {
+            VerifyMethod::Checksum
+        }
         VerifyMethod::Auto if all && plugin.caps.scan => VerifyMethod::Scan,
         VerifyMethod::Auto if plugin.caps.list => VerifyMethod::List,
         VerifyMethod::Auto => VerifyMethod::Search,
-        VerifyMethod::Scan if !plugin.caps.scan => return Err(missing("scan")),
+        VerifyMethod::Checksum if !plugin.caps.checksum => return Err(missing("checksum")),
+        VerifyMethod::Checksum | VerifyMethod::Scan if !plugin.caps.scan => {
+            return Err(missing("scan"))
+        }
         VerifyMethod::List if !plugin.caps.list => return Err(missing("list")),
         other => other,
     })
@@ -374,8 +385,8 @@ pub async fn run(
     let all = plan.verify == VerifyScope::All;
     let skip_listing = async move {
         let mut skips = VerifyReport::default();
-        if method == VerifyMethod::Scan {
-            // The scan's own pass over the table lists them.
+        if matches!(method, VerifyMethod::Scan | VerifyMethod::Checksum) {
+            // The method's own pass over the table lists them.
         } else if all {
             unplaceable_skips(pool, &mut skips).await?;
         } else {
@@ -400,9 +411,16 @@ pub async fn run(
     let concurrency = plan.verify_concurrency();
     let checking = async {
         if method == VerifyMethod::Scan {
-            let tree = resolver.tree();
-            let part = scan::check(pool, plugin, tree, carry, concurrency, &counters);
+            let places = scan::placements(resolver.tree());
+            let part = scan::check(pool, plugin, places, carry, concurrency, &counters);
             report.absorb(part.await?);
+            Ok(())
+        } else if method == VerifyMethod::Checksum {
+            let places = scan::placements(resolver.tree());
+            let part = checksum::check(pool, plugin, places, carry, concurrency, &counters).await?;
+            // A fall-back to a full merge says so in its report.
+            report.method = part.method;
+            report.absorb(part);
             Ok(())
         } else if method == VerifyMethod::List {
             let mut engine = list::ListEngine::new(&mut report, carry, counters.clone());
@@ -559,11 +577,27 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Whether a content could make a write larger than the plugin accepts
 /// (JSON escaping at most sextuples a character's bytes), so that apply's
 /// `too_large` rule must be checked.
 fn may_be_too_large(content: &str) -> bool {
-    content.len().saturating_mul(6) + 4096 > limits::BODY_MAX_BYTES
+    may_be_too_large_len(content.len())
+}
+
+/// [`may_be_too_large`] of a content of `len` bytes.
+fn may_be_too_large_len(len: usize) -> bool {
+    len.saturating_mul(6) + 4096 > limits::BODY_MAX_BYTES
 }
 
 /// Compares one plugin memory with the legacy row of the same id.

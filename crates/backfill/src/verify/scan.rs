@@ -45,12 +45,20 @@ const PROGRESS_EVERY: u64 = 1000;
 
 /// One slice of the id space: ids greater than `after` and at most `upto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IdRange {
-    after: Option<Uuid>,
-    upto: Option<Uuid>,
+pub(super) struct IdRange {
+    pub(super) after: Option<Uuid>,
+    pub(super) upto: Option<Uuid>,
 }
 
 impl IdRange {
+    /// The ids from `low` to `high`, both included.
+    pub(super) fn between(low: Uuid, high: Uuid) -> IdRange {
+        IdRange {
+            after: low.as_u128().checked_sub(1).map(Uuid::from_u128),
+            upto: (high != Uuid::max()).then_some(high),
+        }
+    }
+
     const ALL: IdRange = IdRange {
         after: None,
         upto: None,
@@ -88,11 +96,11 @@ impl IdRange {
 }
 
 /// A workspace's placement with its three namespace names.
-struct Placed {
-    placement: Placement,
-    workspace: Box<str>,
-    team: Box<str>,
-    org: Box<str>,
+pub(super) struct Placed {
+    pub(super) placement: Placement,
+    pub(super) workspace: Box<str>,
+    pub(super) team: Box<str>,
+    pub(super) org: Box<str>,
 }
 
 impl Placed {
@@ -107,7 +115,7 @@ impl Placed {
     }
 
     /// Where a row of this scope goes.
-    fn namespace(&self, scope: Scope) -> &str {
+    pub(super) fn namespace(&self, scope: Scope) -> &str {
         match scope {
             Scope::Local => &self.workspace,
             Scope::Team => &self.team,
@@ -116,20 +124,24 @@ impl Placed {
     }
 }
 
+/// Every workspace of the tree that has a placement, with its names.
+pub(super) fn placements(tree: &WorkspaceTree) -> Arc<HashMap<Uuid, Placed>> {
+    Arc::new(
+        tree.ids()
+            .filter_map(|id| tree.place(id).map(|p| (id, Placed::new(p))))
+            .collect(),
+    )
+}
+
 /// Checks every legacy row against the plugin's scan.
 pub(super) async fn check(
     pool: &PgPool,
     plugin: &Plugin,
-    tree: &WorkspaceTree,
+    places: Arc<HashMap<Uuid, Placed>>,
     carry: Carry,
     concurrency: usize,
     counters: &Arc<Counters>,
 ) -> Result<VerifyReport, VerifyError> {
-    let places: Arc<HashMap<Uuid, Placed>> = Arc::new(
-        tree.ids()
-            .filter_map(|id| tree.place(id).map(|p| (id, Placed::new(p))))
-            .collect(),
-    );
     let rows = super::list::estimated_rows(pool).await.unwrap_or(0.0);
     let intervals =
         ((rows / LEGACY_STREAMS as f64 / INTERVAL_ROWS).ceil() as usize).clamp(1, MAX_INTERVALS);
@@ -220,20 +232,20 @@ async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, S
 }
 
 /// One legacy stream and the plugin intervals it is merged with.
-struct Half {
-    pool: PgPool,
-    client: Client,
+pub(super) struct Half {
+    pub(super) pool: PgPool,
+    pub(super) client: Client,
     /// Every workspace's placement and namespace names, resolved once.
-    places: Arc<HashMap<Uuid, Placed>>,
-    range: IdRange,
-    intervals: usize,
-    fetchers: usize,
-    carry: Carry,
-    counters: Arc<Counters>,
+    pub(super) places: Arc<HashMap<Uuid, Placed>>,
+    pub(super) range: IdRange,
+    pub(super) intervals: usize,
+    pub(super) fetchers: usize,
+    pub(super) carry: Carry,
+    pub(super) counters: Arc<Counters>,
 }
 
 impl Half {
-    async fn merge(self) -> Result<VerifyReport, VerifyError> {
+    pub(super) async fn merge(self) -> Result<VerifyReport, VerifyError> {
         let mut out = VerifyReport::default();
         // The plugin side is fetched by a task of its own, so that it runs
         // while Postgres sorts the legacy half and while rows are merged.
@@ -416,6 +428,17 @@ mod tests {
             upto: Some(Uuid::max()),
         };
         assert_eq!(top.before(), None);
+    }
+
+    #[test]
+    fn a_range_between_two_ids_holds_both() {
+        let low = Uuid::from_u128(0xabc0 << 112);
+        let high = Uuid::from_u128(((0xabc1 << 112) - 1) | (0xabc0 << 112));
+        let r = IdRange::between(low, high);
+        assert!(r.contains(low) && r.contains(high));
+        assert!(!r.contains(Uuid::from_u128(low.as_u128() - 1)));
+        assert!(!r.contains(Uuid::from_u128(high.as_u128() + 1)));
+        assert_eq!(IdRange::between(Uuid::nil(), Uuid::max()), IdRange::ALL);
     }
 
     #[test]

@@ -2,12 +2,15 @@
 
 use crate::checks::expect_error;
 use crate::context::{contents, CheckCtx};
-use crate::outcome::{ensure, pass, CheckResult, Failure};
+use crate::outcome::{ensure, pass, CheckResult, Failure, StepResult};
 use chrono::{DateTime, Utc};
-use memory_contract::{BatchItemResult, BatchResponse, MemoryKind, MemorySource, MemoryWrite};
+use memory_contract::checksum::{self, Accumulator};
+use memory_contract::{
+    capability, BatchItemResult, BatchResponse, MemoryKind, MemorySource, MemoryWrite,
+};
 use reqwest::Method;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// `batch`: results in input order; bad items fail alone.
@@ -262,4 +265,261 @@ pub(crate) async fn created_at_kept(ctx: &CheckCtx) -> CheckResult {
         format!("{got:?}")
     })?;
     pass()
+}
+
+/// Bucket prefix the `checksum` check reads: 65536 buckets, so the few
+/// memories it writes land in buckets of their own unless the plugin holds
+/// very many memories, and a wrong digest cannot hide among others.
+const CHECKSUM_PREFIX: u32 = 4;
+
+/// Count and digest per bucket name, as a plugin answered them.
+type Buckets = BTreeMap<String, (u64, u128)>;
+
+/// `checksum`: per-bucket digests follow writes and deletes exactly. The
+/// plugin may hold other data, so the check works on differences: taken
+/// before and after its own writes, each bucket its memories fall in must
+/// change by exactly their count and the XOR of their digests (computed
+/// from the memories as search returns them), every other bucket must stay
+/// as it was, and deleting its namespaces must bring every bucket back.
+pub(crate) async fn checksum_tracks_writes(ctx: &CheckCtx) -> CheckResult {
+    let before_plain = checksums(ctx, CHECKSUM_PREFIX, false, "before the writes").await?;
+    let before_aged = checksums(ctx, CHECKSUM_PREFIX, true, "before the writes").await?;
+
+    // Fresh ids, two of them sharing a bucket, so that one bucket must hold
+    // the XOR of two digests; one memory with an explicit creation time when
+    // the plugin takes it.
+    let first = ctx.namespace("first").await?;
+    let second = ctx.namespace("second").await?;
+    let shared = Uuid::new_v4();
+    let mate = Uuid::from_u128(
+        (shared.as_u128() & !((1u128 << 112) - 1))
+            | (Uuid::new_v4().as_u128() & ((1u128 << 112) - 1)),
+    );
+    let mut writes: Vec<(&str, Uuid, &str, Option<DateTime<Utc>>)> = vec![
+        (&first, shared, "checksummed one: déjà vu ✓", None),
+        (&first, mate, "checksummed two, same bucket", None),
+        (
+            &second,
+            Uuid::new_v4(),
+            "checksummed three\nover two lines",
+            None,
+        ),
+    ];
+    if ctx.suite.supports(capability::CREATED_AT) {
+        let when = "2021-03-04T05:06:07.123456Z"
+            .parse()
+            .map_err(|e| Failure::new("a valid timestamp", format!("{e}")))?;
+        writes.push((
+            &second,
+            Uuid::new_v4(),
+            "checksummed four, migrated",
+            Some(when),
+        ));
+    }
+    for (ns, id, content, created_at) in &writes {
+        let mut write = MemoryWrite::new(*content, MemoryKind::Fact, MemorySource::Agent);
+        write.id = Some(*id);
+        write.created_at = *created_at;
+        let ack = ctx.write_full(ns, &write).await?;
+        ensure(
+            ack.id == *id,
+            format!("the write of id {id} to be acknowledged with it"),
+            || format!("acknowledged as {}", ack.id),
+        )?;
+    }
+
+    // The memories as the plugin returns them.
+    let found = ctx.recent(&[&first, &second]).await?;
+    let mut plain = Accumulator::new(CHECKSUM_PREFIX);
+    let mut aged = Accumulator::new(CHECKSUM_PREFIX);
+    for (ns, id, _, _) in &writes {
+        let memory = found.iter().find(|m| m.id == *id && m.namespace == *ns);
+        let Some(m) = memory else {
+            return Err(Failure::new(
+                format!("search over {first} and {second} to return memory {id} of {ns}"),
+                format!("ids {:?}", found.iter().map(|m| m.id).collect::<Vec<_>>()),
+            ));
+        };
+        plain.add(
+            m.id,
+            checksum::memory_digest(m.id, &m.namespace, &m.content, None),
+        );
+        aged.add(
+            m.id,
+            checksum::memory_digest(m.id, &m.namespace, &m.content, Some(m.created_at)),
+        );
+    }
+
+    let after_plain = checksums(ctx, CHECKSUM_PREFIX, false, "after the writes").await?;
+    let after_aged = checksums(ctx, CHECKSUM_PREFIX, true, "after the writes").await?;
+    expect_delta(
+        &before_plain,
+        &after_plain,
+        &plain.to_map(),
+        "with created_at=false after the writes:",
+    )?;
+    expect_delta(
+        &before_aged,
+        &after_aged,
+        &aged.to_map(),
+        "with created_at=true after the writes:",
+    )?;
+
+    // Deleting the namespaces takes their memories out of every bucket.
+    for ns in [&first, &second] {
+        ctx.client()
+            .delete_namespace(ns)
+            .await
+            .map_err(|e| Failure::step(&format!("DELETE namespace {ns}"), e))?;
+    }
+    for (created_at, before) in [(false, &before_plain), (true, &before_aged)] {
+        let now = checksums(ctx, CHECKSUM_PREFIX, created_at, "after the deletes").await?;
+        expect_delta(
+            before,
+            &now,
+            &BTreeMap::new(),
+            &format!("with created_at={created_at}, once the namespaces written to are deleted:"),
+        )?;
+    }
+
+    for prefix in ["5", "-1", "x"] {
+        let answer = ctx
+            .raw_with_query(
+                Method::GET,
+                &["v1", "memories", "checksums"],
+                &[("prefix", prefix)],
+                None,
+            )
+            .await?;
+        expect_error(
+            &format!("checksums with prefix={prefix}"),
+            &answer,
+            &[400],
+            Some("bad_request"),
+        )?;
+    }
+    pass()
+}
+
+/// Reads the checksums and checks the answer's shape: the prefix and
+/// created_at asked for, bucket names of `prefix` lowercase hex digits in
+/// ascending order, counts of at least 1, digests of 32 lowercase hex digits.
+async fn checksums(
+    ctx: &CheckCtx,
+    prefix: u32,
+    created_at: bool,
+    when: &str,
+) -> StepResult<Buckets> {
+    let what = format!("GET /v1/memories/checksums?prefix={prefix}&created_at={created_at} {when}");
+    let answer = ctx
+        .client()
+        .memory_checksums(prefix, created_at)
+        .await
+        .map_err(|e| Failure::step(&what, e))?;
+    ensure(
+        answer.prefix == prefix && answer.created_at == created_at,
+        format!("{what}: an answer with prefix {prefix} and created_at {created_at}"),
+        || format!("prefix {}, created_at {}", answer.prefix, answer.created_at),
+    )?;
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut buckets = Buckets::new();
+    let mut last: Option<&str> = None;
+    for bucket in &answer.buckets {
+        let digest = checksum::parse_digest(&bucket.digest).filter(|_| lower_hex(&bucket.digest));
+        let well_formed = bucket.prefix.len() == prefix as usize
+            && lower_hex(&bucket.prefix)
+            && bucket.count >= 1
+            && digest.is_some()
+            && !matches!(last, Some(l) if l >= bucket.prefix.as_str());
+        let Some(digest) = digest.filter(|_| well_formed) else {
+            return Err(Failure::new(
+                format!(
+                    "{what}: buckets named by {prefix} lowercase hex digits in ascending order, \
+                     each with a count of at least 1 and a digest of 32 lowercase hex digits"
+                ),
+                format!(
+                    "bucket {:?} (count {}, digest {:?}) after {last:?}",
+                    bucket.prefix, bucket.count, bucket.digest
+                ),
+            ));
+        };
+        last = Some(&bucket.prefix);
+        buckets.insert(bucket.prefix.clone(), (bucket.count, digest));
+    }
+    Ok(buckets)
+}
+
+/// Checks that `after` is `before` with `delta` added: the buckets in
+/// `delta` changed by exactly its count and XOR, every other bucket as it
+/// was. Names the first few buckets that differ.
+fn expect_delta(
+    before: &Buckets,
+    after: &Buckets,
+    delta: &BTreeMap<u32, (u64, u128)>,
+    what: &str,
+) -> StepResult<()> {
+    let delta: BTreeMap<String, (u64, u128)> = delta
+        .iter()
+        .map(|(index, v)| (checksum::bucket_name(*index, CHECKSUM_PREFIX), *v))
+        .collect();
+    let names: BTreeSet<&String> = before
+        .keys()
+        .chain(after.keys())
+        .chain(delta.keys())
+        .collect();
+    let show = |v: Option<(u64, u128)>| match v {
+        Some((count, digest)) => {
+            format!("count {count}, digest {}", checksum::format_digest(digest))
+        }
+        None => "absent".to_string(),
+    };
+    let mut wrong = Vec::new();
+    for name in names {
+        let was = before.get(name).copied();
+        let expected = match delta.get(name) {
+            None => was,
+            Some((count, digest)) => {
+                let (old_count, old_digest) = was.unwrap_or((0, 0));
+                Some((old_count + count, old_digest ^ digest))
+            }
+        };
+        let got = after.get(name).copied();
+        if got != expected {
+            let role = if delta.contains_key(name) {
+                "touched"
+            } else {
+                "untouched"
+            };
+            wrong.push(format!(
+                "{role} bucket {name}: expected {}, got {} (before: {})",
+                show(expected),
+                show(got),
+                show(was)
+            ));
+        }
+    }
+    let expected = if delta.is_empty() {
+        format!("checksums {what} every bucket as it was")
+    } else {
+        let touched: Vec<String> = delta
+            .iter()
+            .map(|(name, (count, _))| format!("{name} +{count}"))
+            .collect();
+        format!(
+            "checksums {what} each bucket of the new memories ({}) changed by exactly their count \
+             and the XOR of their digests, every other bucket unchanged",
+            touched.join(", ")
+        )
+    };
+    ensure(wrong.is_empty(), expected, || {
+        let more = wrong.len().saturating_sub(3);
+        let mut shown = wrong[..wrong.len().min(3)].join("; ");
+        if more > 0 {
+            shown.push_str(&format!("; and {more} more"));
+        }
+        shown
+    })
 }

@@ -57,6 +57,11 @@ pub enum Fault {
     ListOutOfOrder,
     /// Scan pages come back in descending id order.
     ScanOutOfOrder,
+    /// Checksum answers carry each bucket's digest with its first hex digit
+    /// flipped.
+    ChecksumDigestFlipped,
+    /// Checksum answers lose their last bucket.
+    ChecksumDropsBucket,
     /// Drops `created_at` from writes.
     DropCreatedAt,
     /// Drops `propagation` from search results.
@@ -369,6 +374,31 @@ async fn forward(
                 .and_then(Value::as_array_mut)
             {
                 memories.reverse();
+            }
+        }
+        ("GET", ["v1", "memories", "checksums"]) => {
+            if let Some(buckets) = answer_json
+                .as_mut()
+                .and_then(|a| a.get_mut("buckets"))
+                .and_then(Value::as_array_mut)
+            {
+                match fault {
+                    Fault::ChecksumDigestFlipped => {
+                        for bucket in buckets.iter_mut() {
+                            if let Some(digest) = bucket.get("digest").and_then(Value::as_str) {
+                                let mut digits: Vec<char> = digest.chars().collect();
+                                if let Some(d) = digits.first_mut().and_then(|c| c.to_digit(16)) {
+                                    digits[0] = std::char::from_digit(d ^ 1, 16).unwrap_or('0');
+                                }
+                                bucket["digest"] = json!(digits.into_iter().collect::<String>());
+                            }
+                        }
+                    }
+                    Fault::ChecksumDropsBucket => {
+                        buckets.pop();
+                    }
+                    _ => {}
+                }
             }
         }
         ("GET", ["v1", "memories"]) if fault == Fault::ScanOutOfOrder => {

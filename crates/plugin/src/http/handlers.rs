@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use memory_contract::validate::{self, excerpt};
 use memory_contract::{
-    limits, BatchItemResult, BatchResponse, BatchWrite, ErrorCode, ForgetRequest, Health,
-    ListQuery, ListResponse, MemoryWrite, Namespace, NamespacePatch, NamespaceUpsert,
-    SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
+    limits, BatchItemResult, BatchResponse, BatchWrite, ChecksumQuery, ChecksumResponse, ErrorCode,
+    ForgetRequest, Health, ListQuery, ListResponse, MemoryWrite, Namespace, NamespacePatch,
+    NamespaceUpsert, SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -294,6 +294,52 @@ pub struct RawScanQuery {
     after: Option<String>,
     before: Option<String>,
     limit: Option<String>,
+}
+
+/// `GET /v1/memories/checksums?prefix=&created_at=` (extension `checksum`):
+/// per bucket of ids, the count and XOR of the digests of every live memory
+/// of every live namespace (the memories scan pages through).
+pub async fn memory_checksums(
+    State(state): AppStateRef,
+    QueryParams(raw): QueryParams<RawChecksumQuery>,
+) -> ApiResult<Json<ChecksumResponse>> {
+    let query = ChecksumQuery {
+        prefix: match raw.prefix.as_deref().filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => Some(p.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "prefix: {:?} is not an integer; expected 1..={} hex digits",
+                    excerpt(p, 32),
+                    limits::CHECKSUM_PREFIX_MAX
+                ))
+                .with_details(serde_json::json!({ "field": "prefix" }))
+            })?),
+        },
+        created_at: match raw.created_at.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "created_at: {:?} is not a boolean; expected true or false",
+                    excerpt(other, 32)
+                ))
+                .with_details(serde_json::json!({ "field": "created_at" })))
+            }
+        },
+    };
+    let prefix = validate::checksum_prefix(query.prefix)?;
+    let created_at = query.created_at.unwrap_or(false);
+    Ok(Json(
+        state.store.memory_checksums(prefix, created_at).await?,
+    ))
+}
+
+/// Query of the checksum route, taken as text like [`RawListQuery`].
+#[derive(Deserialize)]
+pub struct RawChecksumQuery {
+    prefix: Option<String>,
+    created_at: Option<String>,
 }
 
 /// Validates the `after` and `limit` of a paged route.

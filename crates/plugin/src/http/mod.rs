@@ -73,7 +73,8 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
 
     // In v1-only mode the extension routes answer 404 as if they did not
     // exist; routing them explicitly keeps the neighbouring v1 routes from
-    // turning them into 405s (`/v1/memories/batch` would match `{id}`).
+    // turning them into 405s (`/v1/memories/batch` and
+    // `/v1/memories/checksums` would match `{id}`).
     let namespace_get = if v1_only {
         get(handlers::route_not_found)
     } else {
@@ -88,6 +89,11 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
         get(handlers::route_not_found)
     } else {
         get(handlers::scan_memories)
+    };
+    let checksums_get = if v1_only {
+        get(handlers::route_not_found)
+    } else {
+        get(handlers::memory_checksums)
     };
     let batch_post = if v1_only {
         post(handlers::route_not_found)
@@ -112,6 +118,7 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
         .route(route::MEMORY, axum::routing::delete(handlers::forget))
         .route(route::BATCH, batch_post)
         .route(route::MEMORIES, scan_get)
+        .route(route::CHECKSUMS, checksums_get)
         .route(METRICS_ROUTE, get(handlers::metrics))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::route_not_found)

@@ -10,8 +10,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use memory_contract::{
-    BatchWrite, ListResponse, Memory, MemoryKind, MemoryWrite, Namespace, NamespacePatch,
-    NamespaceUpsert, WriteAck,
+    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryKind, MemoryWrite, Namespace,
+    NamespacePatch, NamespaceUpsert, WriteAck,
 };
 use uuid::Uuid;
 
@@ -140,6 +140,19 @@ pub trait Store: Send + Sync + 'static {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<ListResponse>;
+
+    /// Digests of every live memory in every live namespace (exactly the
+    /// memories [`Store::scan_memories`] pages through), per bucket of ids
+    /// sharing their first `prefix` hex digits, with each memory's
+    /// `created_at` in its digest when `created_at` is set (extension
+    /// `checksum`; the digest is defined in [`memory_contract::checksum`]).
+    /// `prefix` is already validated (1..=4). Non-empty buckets only,
+    /// ordered by name.
+    async fn memory_checksums(
+        &self,
+        prefix: u32,
+        created_at: bool,
+    ) -> StoreResult<ChecksumResponse>;
 
     /// Deletes memory `id` if it lives in `namespace`; `NotFound` otherwise.
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()>;

@@ -23,9 +23,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use codec::{MEMORY_COLUMNS, NAMESPACE_COLUMNS};
 use futures::TryStreamExt;
+use memory_contract::checksum::{memory_digest, Accumulator};
 use memory_contract::{
-    BatchWrite, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch, NamespaceUpsert,
-    WriteAck,
+    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch,
+    NamespaceUpsert, WriteAck,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -928,6 +929,47 @@ impl Store for SqliteStore {
             .map(codec::memory_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(super::page_of(memories, limit))
+    }
+
+    async fn memory_checksums(
+        &self,
+        prefix: u32,
+        created_at: bool,
+    ) -> StoreResult<ChecksumResponse> {
+        // The rows and liveness rules of `scan_memories`, read in one
+        // statement (one read transaction, so one snapshot) and folded as
+        // they stream in: no more than one row is held at a time.
+        let now = codec::encode_time("now", codec::now())?;
+        let mut rows = sqlx::query(
+            "SELECT r.id, r.namespace, r.content, r.created_at FROM memory_records r
+             JOIN memory_namespaces n ON n.name = r.namespace
+             WHERE (r.expires_at IS NULL OR r.expires_at > ?1)
+               AND (n.expires_at IS NULL OR n.expires_at > ?1)",
+        )
+        .bind(&now)
+        .fetch(&self.reader);
+        let mut buckets = Accumulator::new(prefix);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| db_error("reading memories to checksum", e))?
+        {
+            let fields = codec::ChecksumFields::from_row(&row)?;
+            let at = if created_at {
+                Some(fields.created_at()?)
+            } else {
+                None
+            };
+            buckets.add(
+                fields.id,
+                memory_digest(fields.id, fields.namespace, fields.content, at),
+            );
+        }
+        Ok(ChecksumResponse {
+            prefix,
+            created_at,
+            buckets: buckets.into_wire(),
+        })
     }
 
     async fn forget(&self, id: Uuid, namespace: &str) -> StoreResult<()> {

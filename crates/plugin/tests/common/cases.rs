@@ -2,9 +2,10 @@
 //! fresh, empty store. See the parent module for how to run them.
 
 use chrono::{DateTime, Duration, Utc};
+use memory_contract::checksum::{self, Accumulator};
 use memory_contract::{
-    BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespacePatch,
-    NamespaceUpsert,
+    BatchWrite, ChecksumBucket, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
+    NamespacePatch, NamespaceUpsert,
 };
 use memory_plugin::store::{SearchQuery, Store, StoreError};
 use serde_json::json;
@@ -91,6 +92,44 @@ pub async fn all_memories(store: &dyn Store, namespace: &str) -> Vec<Memory> {
             None => return out,
         }
     }
+}
+
+/// Every live memory of every live namespace, through the scan call.
+pub async fn scan_all(store: &dyn Store) -> Vec<Memory> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_memories(after, None, 1000)
+            .await
+            .unwrap_or_else(|e| panic!("scan failed: {e}"));
+        out.extend(page.memories);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// The checksum buckets of `memories`, computed in Rust from the definition.
+pub fn expected_checksums(
+    memories: &[Memory],
+    prefix: u32,
+    created_at: bool,
+) -> Vec<ChecksumBucket> {
+    let mut buckets = Accumulator::new(prefix);
+    for m in memories {
+        buckets.add(
+            m.id,
+            checksum::memory_digest(
+                m.id,
+                &m.namespace,
+                &m.content,
+                created_at.then_some(m.created_at),
+            ),
+        );
+    }
+    buckets.into_wire()
 }
 
 /// A timestamp with whole microseconds, as databases store them.
@@ -999,6 +1038,171 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
         [live[4].0]
     );
     assert_eq!(rest.next_after, None);
+}
+
+pub async fn memory_checksums_digest_exactly_the_scanned_memories(store: Arc<dyn Store>) {
+    // A fixed memory whose digests are known from outside (Python's xxhash
+    // package, xxh3_128_hexdigest), so that
+    // both the store and the Rust definition are held to the same bytes.
+    make_namespace(&*store, "workspace:w").await;
+    let known = Uuid::parse_str("0a1b2c3d-0000-4000-8000-00000000abcd").unwrap();
+    let mut w = with_id(fact("hello"), known);
+    w.created_at = Some(DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap());
+    write(&*store, "workspace:w", w).await;
+    let only = store.memory_checksums(4, false).await.expect("checksums");
+    assert_eq!(
+        (only.prefix, only.created_at, only.buckets),
+        (
+            4,
+            false,
+            vec![ChecksumBucket {
+                prefix: "0a1b".into(),
+                count: 1,
+                digest: "0708b8872d246d0fbc87969b3d9be9dd".into(),
+            }]
+        )
+    );
+    let only = store.memory_checksums(4, true).await.expect("checksums");
+    assert!(only.created_at);
+    assert_eq!(only.buckets[0].digest, "f6bb5342593c5b96b6110386814650d6");
+
+    // Memories in several namespaces, some with an explicit creation time
+    // (before 1970 too), with text beyond ASCII; a memory that expires and a
+    // namespace that expires, both left out once expired.
+    make_namespace(&*store, "team:sum-a").await;
+    make_namespace(&*store, "org:sum-b").await;
+    store
+        .upsert_namespace(
+            "team:sum-gone",
+            &NamespaceUpsert {
+                kind: NamespaceKind::Team,
+                expires_at: Some(Utc::now() + Duration::milliseconds(800)),
+                metadata: None,
+            },
+        )
+        .await
+        .expect("put");
+    let gone_ns_id = write(
+        &*store,
+        "team:sum-gone",
+        fact("in a namespace that expires"),
+    )
+    .await;
+    let mut brief = fact("a memory that expires");
+    brief.expires_at = Some(Utc::now() + Duration::milliseconds(800));
+    let brief_id = write(&*store, "team:sum-a", brief).await;
+    let times: [Option<&str>; 4] = [
+        None,
+        Some("2021-03-04T05:06:07.123456Z"),
+        Some("1969-07-20T20:17:40.654321Z"),
+        Some("2000-01-01T00:00:00Z"),
+    ];
+    let mut written = vec![known];
+    for i in 0..24 {
+        let (ns, content) = match i % 3 {
+            0 => ("team:sum-a", format!("fact {i}: déjà vu ✓ 日本語")),
+            1 => ("org:sum-b", format!("line one {i}\nline two\ttabbed")),
+            _ => ("workspace:w", format!("plain {i}")),
+        };
+        let mut w = fact(&content);
+        w.created_at = times[i % times.len()].map(|t| t.parse().expect("time"));
+        written.push(write(&*store, ns, w).await);
+    }
+    written.sort();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    let live = scan_all(&*store).await;
+    assert_eq!(
+        live.iter().map(|m| m.id).collect::<Vec<_>>(),
+        written,
+        "scan holds every live memory, the expired ones left out"
+    );
+    for prefix in 1..=4 {
+        for created_at in [false, true] {
+            let got = store
+                .memory_checksums(prefix, created_at)
+                .await
+                .expect("checksums");
+            assert_eq!(got.prefix, prefix);
+            assert_eq!(got.created_at, created_at);
+            assert_eq!(
+                got.buckets,
+                expected_checksums(&live, prefix, created_at),
+                "prefix {prefix}, created_at {created_at}"
+            );
+            assert_eq!(
+                got.buckets.iter().map(|b| b.count).sum::<u64>(),
+                live.len() as u64
+            );
+        }
+    }
+    for id in [gone_ns_id, brief_id] {
+        assert!(!live.iter().any(|m| m.id == id), "{id} is expired");
+    }
+    assert_ne!(
+        store
+            .memory_checksums(1, false)
+            .await
+            .expect("checksums")
+            .buckets,
+        store
+            .memory_checksums(1, true)
+            .await
+            .expect("checksums")
+            .buckets,
+        "created_at enters the digests"
+    );
+
+    // Deleting a memory takes exactly its digest out of its bucket.
+    let before = store.memory_checksums(2, true).await.expect("before");
+    let victim = live
+        .iter()
+        .find(|m| m.namespace == "org:sum-b")
+        .expect("a memory of org:sum-b");
+    store.forget(victim.id, "org:sum-b").await.expect("forget");
+    let after = store.memory_checksums(2, true).await.expect("after");
+    let bucket = checksum::bucket_name(checksum::bucket_index(victim.id, 2), 2);
+    let find = |buckets: &[ChecksumBucket]| buckets.iter().find(|b| b.prefix == bucket).cloned();
+    let old = find(&before.buckets).expect("the victim's bucket");
+    let digest = checksum::memory_digest(
+        victim.id,
+        &victim.namespace,
+        &victim.content,
+        Some(victim.created_at),
+    );
+    let old_digest = checksum::parse_digest(&old.digest).expect("digest");
+    match find(&after.buckets) {
+        Some(new) => {
+            assert_eq!(new.count, old.count - 1);
+            assert_eq!(
+                checksum::parse_digest(&new.digest),
+                Some(old_digest ^ digest),
+                "the bucket lost exactly the victim's digest"
+            );
+        }
+        None => assert_eq!(
+            (old.count, old_digest),
+            (1, digest),
+            "an emptied bucket is left out"
+        ),
+    }
+    let others = |buckets: &[ChecksumBucket]| -> Vec<ChecksumBucket> {
+        buckets
+            .iter()
+            .filter(|b| b.prefix != bucket)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&after.buckets), others(&before.buckets));
+    let remaining = scan_all(&*store).await;
+    assert_eq!(after.buckets, expected_checksums(&remaining, 2, true));
+
+    // An empty store has no buckets.
+    for ns in ["workspace:w", "team:sum-a", "org:sum-b"] {
+        store.delete_namespace(ns).await.expect("delete");
+    }
+    let empty = store.memory_checksums(3, false).await.expect("checksums");
+    assert!(empty.buckets.is_empty(), "{empty:?}");
 }
 
 pub async fn forget_deletes_only_in_its_namespace(store: Arc<dyn Store>) {

@@ -140,6 +140,38 @@ pub(super) fn memory_from_row(row: &SqliteRow) -> StoreResult<Memory> {
     })
 }
 
+/// What the `checksum` extension digests of a `memory_records` row selected
+/// as `r.id, r.namespace, r.content, r.created_at`, borrowed from the row.
+pub(super) struct ChecksumFields<'r> {
+    pub id: Uuid,
+    pub namespace: &'r str,
+    pub content: &'r str,
+    created_at: &'r str,
+}
+
+impl<'r> ChecksumFields<'r> {
+    pub fn from_row(row: &'r SqliteRow) -> StoreResult<Self> {
+        // Ids are stored as hyphenated text; parsing (rather than digesting
+        // the stored text) gives the canonical lowercase form the wire and
+        // the digest use, whatever case a row was written in.
+        let id: &str = get(row, "id")?;
+        Ok(ChecksumFields {
+            id: Uuid::parse_str(id).map_err(|e| {
+                StoreError::Internal(format!("stored id {id:?} is not a UUID: {e}"))
+            })?,
+            namespace: get(row, "namespace")?,
+            content: get(row, "content")?,
+            created_at: get(row, "created_at")?,
+        })
+    }
+
+    /// `created_at` as the wire returns it (stored text at microsecond
+    /// precision), so its digest uses the very microseconds clients see.
+    pub fn created_at(&self) -> StoreResult<DateTime<Utc>> {
+        decode_time("created_at", self.created_at)
+    }
+}
+
 /// A `memory_namespaces` row selected with [`NAMESPACE_COLUMNS`].
 pub(super) fn namespace_from_row(row: &SqliteRow) -> StoreResult<Namespace> {
     let kind: String = get(row, "kind")?;

@@ -1,0 +1,460 @@
+//! `-verify -all` through the `checksum` extension: digests per id bucket
+//! on both sides, then a row-by-row merge of the buckets that differ.
+//!
+//! Both sides digest the same thing (see `memory_contract::checksum`): per
+//! bucket of ids sharing their first four hex digits, the count and the XOR
+//! of the MD5 of each memory's id, namespace, content and, when the plugin
+//! keeps it, `created_at`. The plugin answers for all its live memories in
+//! one request, computed where its rows are. The legacy table is read once,
+//! in physical order (two streams over halves of its blocks, nothing
+//! sorted), and every row goes through apply's own rules: a skip is listed,
+//! a row apply writes is digested under the namespace apply gives it. A
+//! bucket whose count and digest agree holds exactly what apply would have
+//! written. A bucket that differs is merged row by row, as the `scan`
+//! method does, so every mismatch gets its kind and excerpt. A row whose
+//! digest cannot be predicted (no `created_at` in the legacy table while
+//! the plugin keeps one: the plugin stamped its own) sends its bucket to
+//! the merge too.
+//!
+//! When many buckets differ (a plugin that also holds other data, or a run
+//! far from parity) the whole id space is merged by the `scan` method
+//! instead, which is cheaper than many small merges.
+
+use super::scan::{self, Half, IdRange, Placed};
+use super::{may_be_too_large, may_be_too_large_len, AbortOnDrop, VerifyError, VerifyReport};
+use crate::legacy::{self, LegacyError};
+use crate::mapping::{self, Carry, Scope};
+use crate::plugin::{self, Plugin};
+use crate::progress::Counters;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use memory_contract::checksum::{
+    bucket_index, bucket_name, bucket_range, memory_digest, memory_digest_bytes, parse_digest,
+    Accumulator,
+};
+use memory_contract::limits;
+use sqlx::postgres::PgRow;
+use sqlx::PgPool;
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Hex digits per bucket: 4,096 buckets (their sums stay in the CPU's
+/// cache), about 250 rows each at a million rows, so that a difference
+/// costs the merge of a few hundred rows; 65,536 buckets above
+/// [`LARGE_TABLE_ROWS`].
+fn prefix_for(estimated_rows: f64) -> u32 {
+    if estimated_rows > LARGE_TABLE_ROWS {
+        limits::CHECKSUM_PREFIX_MAX
+    } else {
+        3
+    }
+}
+
+/// Legacy rows above which buckets get one more hex digit.
+const LARGE_TABLE_ROWS: f64 = 8_000_000.0;
+
+/// Above this share of differing buckets (1 in N), the whole id space is
+/// merged instead.
+const FALLBACK_SHARE: usize = 16;
+
+/// Fewest differing buckets that can make the check fall back to a full
+/// merge.
+const FALLBACK_MIN: usize = 256;
+
+/// Legacy streams read at once, each over its share of the table's blocks.
+const LEGACY_STREAMS: i64 = 2;
+
+/// Rows between two progress updates.
+const PROGRESS_EVERY: u64 = 1000;
+
+/// Count and digest per bucket index.
+type Buckets = BTreeMap<u32, (u64, u128)>;
+
+/// What the legacy side found: its digests, the buckets holding rows whose
+/// digest cannot be predicted, and the skips.
+struct LegacySide {
+    buckets: Accumulator,
+    unsure: BTreeSet<u32>,
+    skips: VerifyReport,
+}
+
+impl LegacySide {
+    fn new(prefix: u32) -> LegacySide {
+        LegacySide {
+            buckets: Accumulator::new(prefix),
+            unsure: BTreeSet::new(),
+            skips: VerifyReport::default(),
+        }
+    }
+
+    fn absorb(&mut self, part: LegacySide) {
+        self.buckets.merge(&part.buckets);
+        self.unsure.extend(part.unsure);
+        self.skips.absorb(part.skips);
+    }
+}
+
+/// Checks every legacy row: digests first, then the buckets that differ.
+pub(super) async fn check(
+    pool: &PgPool,
+    plugin: &Plugin,
+    places: Arc<HashMap<Uuid, Placed>>,
+    carry: Carry,
+    concurrency: usize,
+    counters: &Arc<Counters>,
+) -> Result<VerifyReport, VerifyError> {
+    let prefix = prefix_for(super::list::estimated_rows(pool).await.unwrap_or(0.0));
+    let mut plugin_side = {
+        let client = plugin.client.clone();
+        let display = plugin.display.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let answer = client
+                .memory_checksums(prefix, carry.created_at)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the plugin at {display} did not give its checksums: {}",
+                        plugin::one_line(&e)
+                    )
+                })?;
+            wire_buckets(answer, prefix)
+        }))
+    };
+    let legacy_side = legacy_side(pool, &places, carry, prefix, counters).await?;
+    let plugin_buckets = match (&mut plugin_side.0).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(reason)) => {
+            return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await
+        }
+        Err(e) => {
+            let reason = format!("the checksum task failed: {e}");
+            return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await;
+        }
+    };
+
+    let mut report = VerifyReport::default();
+    let mut differing: Vec<u32> = Vec::new();
+    let mut matched_rows = 0u64;
+    let keys: BTreeSet<u32> = legacy_side
+        .buckets
+        .iter()
+        .map(|(index, _, _)| index)
+        .chain(plugin_buckets.keys().copied())
+        .chain(legacy_side.unsure.iter().copied())
+        .collect();
+    for &key in &keys {
+        let legacy = legacy_side.buckets.get(key);
+        let plugin = plugin_buckets.get(&key).copied().unwrap_or((0, 0));
+        if legacy_side.unsure.contains(&key) || legacy != plugin {
+            differing.push(key);
+        } else {
+            matched_rows += legacy.0;
+        }
+    }
+    let total = keys.len();
+    if differing.len() > FALLBACK_MIN.max(total / FALLBACK_SHARE) {
+        let reason = format!(
+            "{} of {} id buckets differ, so every row is merged instead",
+            differing.len(),
+            total
+        );
+        return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await;
+    }
+    report.method = "checksum";
+    report.rows_checked = matched_rows;
+    report.rows_matched = matched_rows;
+    report.absorb(legacy_side.skips);
+
+    let mut merges = futures::stream::iter(differing)
+        .map(|key| {
+            let (low, high) =
+                bucket_range(&bucket_name(key, prefix)).expect("a bucket index names a bucket");
+            let job = Half {
+                pool: pool.clone(),
+                client: plugin.client.clone(),
+                places: places.clone(),
+                range: IdRange::between(low, high),
+                intervals: 1,
+                fetchers: 1,
+                carry,
+                counters: counters.clone(),
+            };
+            AbortOnDrop(tokio::spawn(job.merge()))
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(done) = merges.next().await {
+        match done {
+            Ok(part) => {
+                let mut part = part?;
+                // Its skips were listed by the legacy side already.
+                part.skipped.clear();
+                part.skipped_rows = Default::default();
+                report.absorb(part);
+            }
+            Err(e) => report.error(format!("a verify task failed: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+async fn fall_back(
+    pool: &PgPool,
+    plugin: &Plugin,
+    places: Arc<HashMap<Uuid, Placed>>,
+    carry: Carry,
+    concurrency: usize,
+    counters: &Arc<Counters>,
+    reason: String,
+) -> Result<VerifyReport, VerifyError> {
+    let mut report = scan::check(pool, plugin, places, carry, concurrency, counters).await?;
+    report.warnings.push(format!("checksum method: {reason}"));
+    report.method = "scan";
+    Ok(report)
+}
+
+/// The plugin's buckets by index; a malformed answer is refused.
+fn wire_buckets(answer: memory_contract::ChecksumResponse, prefix: u32) -> Result<Buckets, String> {
+    let bad = |what: String| format!("the plugin's checksum answer is malformed: {what}");
+    if answer.prefix != prefix || answer.buckets.len() > 1 << (4 * prefix) {
+        return Err(bad(format!(
+            "{} buckets of prefix {}",
+            answer.buckets.len(),
+            answer.prefix
+        )));
+    }
+    let mut out = Buckets::new();
+    for b in answer.buckets {
+        let index = (b.prefix.len() == prefix as usize
+            && b.prefix.bytes().all(|c| c.is_ascii_hexdigit()))
+        .then(|| u32::from_str_radix(&b.prefix, 16).ok())
+        .flatten()
+        .ok_or_else(|| bad(format!("bucket {:?}", b.prefix)))?;
+        let digest =
+            parse_digest(&b.digest).ok_or_else(|| bad(format!("digest {:?}", b.digest)))?;
+        if out.insert(index, (b.count, digest)).is_some() {
+            return Err(bad(format!("bucket {:?} twice", b.prefix)));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the whole table in [`LEGACY_STREAMS`] streams over its blocks.
+async fn legacy_side(
+    pool: &PgPool,
+    places: &Arc<HashMap<Uuid, Placed>>,
+    carry: Carry,
+    prefix: u32,
+    counters: &Arc<Counters>,
+) -> Result<LegacySide, VerifyError> {
+    let blocks: i64 = sqlx::query_scalar(
+        "SELECT (pg_relation_size('agent_memories') / current_setting('block_size')::int8)::int8",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(LegacyError::query(
+        "failed to read the size of agent_memories",
+    ))?;
+    let share = blocks / LEGACY_STREAMS + 1;
+    let streams: Vec<_> = (0..LEGACY_STREAMS)
+        .map(|i| {
+            // The last stream has no upper bound, so that nothing is left
+            // out if the table grew since its size was read.
+            let from = format!("({},0)", i * share);
+            let to = (i + 1 < LEGACY_STREAMS).then(|| format!("({},0)", (i + 1) * share));
+            let job = Stream {
+                pool: pool.clone(),
+                places: places.clone(),
+                carry,
+                prefix,
+                counters: counters.clone(),
+                from,
+                to,
+            };
+            AbortOnDrop(tokio::spawn(job.digest()))
+        })
+        .collect();
+    let mut side = LegacySide::new(prefix);
+    for mut stream in streams {
+        match (&mut stream.0).await {
+            Ok(part) => side.absorb(part?),
+            Err(e) => {
+                return Err(VerifyError::Legacy(LegacyError::Query {
+                    context: "a legacy digest task failed".into(),
+                    source: sqlx::Error::Protocol(e.to_string()),
+                }))
+            }
+        }
+    }
+    Ok(side)
+}
+
+/// One share of the table's blocks, digested as apply would write it.
+struct Stream {
+    pool: PgPool,
+    places: Arc<HashMap<Uuid, Placed>>,
+    carry: Carry,
+    prefix: u32,
+    counters: Arc<Counters>,
+    /// First block (a `tid`), included.
+    from: String,
+    /// Block where the next stream starts, if any.
+    to: Option<String>,
+}
+
+impl Stream {
+    /// The digest of a row apply surely writes as it is: a scope it knows,
+    /// a placed workspace, content starting with a visible ASCII character
+    /// (so not blank) and far below the size limit, and a `created_at`
+    /// when the plugin keeps one. `None` for any other row.
+    fn plain_digest(&self, r: &PgRow) -> Result<Option<(Uuid, u128)>, LegacyError> {
+        let bad = || LegacyError::query("failed to decode a row");
+        let scope: Option<&str> = r.try_get(3).map_err(bad())?;
+        let Some(scope) = scope.and_then(Scope::parse) else {
+            return Ok(None);
+        };
+        let workspace: Option<Uuid> = r.try_get(1).map_err(bad())?;
+        let Some(placed) = workspace.and_then(|w| self.places.get(&w)) else {
+            return Ok(None);
+        };
+        let content: Option<&[u8]> = r.try_get_unchecked(2).map_err(bad())?;
+        let Some(content) = content.filter(|c| {
+            c.first().is_some_and(u8::is_ascii_graphic) && !may_be_too_large_len(c.len())
+        }) else {
+            return Ok(None);
+        };
+        let created_at: Option<DateTime<Utc>> = r.try_get(4).map_err(bad())?;
+        let created_at = match (self.carry.created_at, created_at) {
+            (false, _) => None,
+            (true, Some(at)) => Some(at),
+            (true, None) => return Ok(None),
+        };
+        let id: Uuid = r.try_get(0).map_err(bad())?;
+        let namespace = placed.namespace(scope).as_bytes();
+        Ok(Some((
+            id,
+            memory_digest_bytes(id, namespace, content, created_at),
+        )))
+    }
+
+    async fn digest(self) -> Result<LegacySide, LegacyError> {
+        let sql = format!(
+            "SELECT {} FROM agent_memories WHERE ctid >= $1::text::tid AND ($2::text IS NULL OR ctid < $2::text::tid)",
+            legacy::VERIFY_SELECT
+        );
+        let mut rows = sqlx::query(&sql)
+            .bind(&self.from)
+            .bind(&self.to)
+            .fetch(&self.pool);
+        let mut side = LegacySide::new(self.prefix);
+        let mut unreported = 0u64;
+        while let Some(r) = rows
+            .try_next()
+            .await
+            .map_err(LegacyError::query("failed to read legacy rows"))?
+        {
+            unreported += 1;
+            if unreported >= PROGRESS_EVERY {
+                Counters::add(&self.counters.scanned, unreported);
+                unreported = 0;
+            }
+            // Most rows are plainly written by apply: digested from the
+            // bytes Postgres sent. Any other row is judged by apply's rules.
+            if let Some((id, digest)) = self.plain_digest(&r)? {
+                side.buckets.add(id, digest);
+                continue;
+            }
+            let row =
+                legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
+            let placed = row.workspace_id.and_then(|ws| self.places.get(&ws));
+            let scope = match mapping::place_row(&row, |_| placed.map(|p| p.placement)) {
+                Ok((scope, _)) => scope,
+                Err(skip) => {
+                    side.skips.skip(row.id, skip.reason, skip.detail);
+                    continue;
+                }
+            };
+            // Placed, since place_row found the workspace.
+            let Some(placed) = placed else {
+                continue;
+            };
+            let content = row.content.as_deref().unwrap_or("");
+            if may_be_too_large(content) {
+                let too_large = mapping::target_with(&row, |_| Some(placed.placement))
+                    .and_then(|target| mapping::to_write(&row, &target, self.carry));
+                if let Err(skip) = too_large {
+                    side.skips.skip(row.id, skip.reason, skip.detail);
+                    continue;
+                }
+            }
+            let bucket = bucket_index(row.id, self.prefix);
+            let created_at = match (self.carry.created_at, row.created_at) {
+                (false, _) => None,
+                (true, Some(at)) => Some(at),
+                (true, None) => {
+                    // The plugin stamped its own time: merge this bucket.
+                    side.unsure.insert(bucket);
+                    continue;
+                }
+            };
+            let digest = memory_digest(row.id, placed.namespace(scope), content, created_at);
+            side.buckets.add(row.id, digest);
+        }
+        Counters::add(&self.counters.scanned, unreported);
+        Ok(side)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_contract::{ChecksumBucket, ChecksumResponse};
+
+    fn answer(prefix: u32, buckets: &[(&str, u64, &str)]) -> ChecksumResponse {
+        ChecksumResponse {
+            prefix,
+            created_at: false,
+            buckets: buckets
+                .iter()
+                .map(|(p, n, d)| ChecksumBucket {
+                    prefix: p.to_string(),
+                    count: *n,
+                    digest: d.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_answer_is_read_by_bucket_index() {
+        let digest = "000102030405060708090a0b0c0d0e0f";
+        let read = wire_buckets(answer(3, &[("00a", 2, digest), ("fff", 1, digest)]), 3).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[&0x00a], (2, 0x000102030405060708090a0b0c0d0e0f));
+        assert_eq!(read[&0xfff].0, 1);
+    }
+
+    #[test]
+    fn a_malformed_answer_is_refused() {
+        let digest = "000102030405060708090a0b0c0d0e0f";
+        for (prefix, buckets) in [
+            (2, vec![("00", 1, digest)]),
+            (3, vec![("0a", 1, digest)]),
+            (3, vec![("+0a", 1, digest)]),
+            (3, vec![("0ag", 1, digest)]),
+            (3, vec![("00a", 1, "xyz")]),
+            (3, vec![("00a", 1, digest), ("00a", 1, digest)]),
+        ] {
+            let err = wire_buckets(answer(prefix, &buckets), 3).unwrap_err();
+            assert!(err.contains("malformed"), "{err}");
+        }
+    }
+
+    #[test]
+    fn large_tables_get_finer_buckets() {
+        assert_eq!(prefix_for(0.0), 3);
+        assert_eq!(prefix_for(1_000_000.0), 3);
+        assert_eq!(prefix_for(50_000_000.0), limits::CHECKSUM_PREFIX_MAX);
+    }
+}
