@@ -36,6 +36,8 @@ struct Outgoing {
     url: url::Url,
     body: Option<Vec<u8>>,
     repeat: Repeat,
+    /// Per-attempt timeout when it differs from the configured one.
+    timeout: Option<Duration>,
 }
 
 /// A 2xx answer.
@@ -456,14 +458,38 @@ impl Client {
         prefix: u32,
         created_at: bool,
     ) -> Result<ChecksumResponse, ClientError> {
+        self.memory_checksums_within(prefix, created_at, Duration::ZERO)
+            .await
+    }
+
+    /// [`Client::memory_checksums`] with a per-attempt timeout of at least
+    /// `at_least`: the plugin reads its whole table to answer, which takes
+    /// longer than an interactive call on a large store.
+    ///
+    /// # Errors
+    /// As [`Client::memory_checksums`].
+    pub async fn memory_checksums_within(
+        &self,
+        prefix: u32,
+        created_at: bool,
+        at_least: Duration,
+    ) -> Result<ChecksumResponse, ClientError> {
         let prefix = validate::checksum_prefix(Some(i64::from(prefix)))?;
         self.require(capability::CHECKSUM).await?;
         let mut url = self.url(&["v1", "memories", "checksums"]);
         url.query_pairs_mut()
             .append_pair("prefix", &prefix.to_string())
             .append_pair("created_at", if created_at { "true" } else { "false" });
-        self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
-            .await
+        let reply = self
+            .send_with_retries(Outgoing {
+                method: Method::GET,
+                url,
+                body: None,
+                repeat: Repeat::Safe,
+                timeout: (at_least > self.inner.timeout).then_some(at_least),
+            })
+            .await?;
+        decode_reply(&reply)
     }
 
     /// `DELETE /v1/memories/{id}` on behalf of `namespace`: deletes the
@@ -502,13 +528,7 @@ impl Client {
         repeat: Repeat,
     ) -> Result<T, ClientError> {
         let reply = self.call(method, url, body, repeat).await?;
-        serde_json::from_slice(&reply.body).map_err(|e| ClientError::Decode {
-            status: reply.status,
-            message: format!(
-                "{e}; body starts with {:?}",
-                validate::excerpt(&String::from_utf8_lossy(&reply.body), 120)
-            ),
-        })
+        decode_reply(&reply)
     }
 
     async fn call<B: Serialize>(
@@ -529,6 +549,7 @@ impl Client {
             url,
             body,
             repeat,
+            timeout: None,
         })
         .await
     }
@@ -590,6 +611,9 @@ impl Client {
         if let Some(auth) = &self.inner.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
+        if let Some(timeout) = out.timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(body) = &out.body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -614,6 +638,17 @@ impl Client {
             })
         }
     }
+}
+
+/// A 2xx answer's JSON body.
+fn decode_reply<T: DeserializeOwned>(reply: &Reply) -> Result<T, ClientError> {
+    serde_json::from_slice(&reply.body).map_err(|e| ClientError::Decode {
+        status: reply.status,
+        message: format!(
+            "{e}; body starts with {:?}",
+            validate::excerpt(&String::from_utf8_lossy(&reply.body), 120)
+        ),
+    })
 }
 
 /// The delay before retry number `attempt` (1-based): exponential, capped,

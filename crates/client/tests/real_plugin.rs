@@ -232,6 +232,11 @@ async fn every_method_round_trips_against_the_postgres_plugin() {
         }
         assert_eq!(sums.buckets, expected.into_wire());
     }
+    let patient = client
+        .memory_checksums_within(3, true, std::time::Duration::from_secs(600))
+        .await
+        .expect("checksums with a longer timeout");
+    assert_eq!(patient, client.memory_checksums(3, true).await.unwrap());
     let err = client.memory_checksums(5, false).await.unwrap_err();
     assert!(matches!(err, ClientError::Validation(_)), "{err:?}");
 

@@ -63,6 +63,11 @@ const FALLBACK_SHARE: usize = 16;
 /// merge.
 const FALLBACK_MIN: usize = 256;
 
+/// Least time the plugin gets to answer its checksums: it reads its whole
+/// table (about a million memories a second on two cores), far longer than
+/// the per-request timeout suits on a large store.
+const CHECKSUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Legacy streams read at once, each over its share of the table's blocks.
 const LEGACY_STREAMS: i64 = 2;
 
@@ -111,7 +116,7 @@ pub(super) async fn check(
         let display = plugin.display.clone();
         AbortOnDrop(tokio::spawn(async move {
             let answer = client
-                .memory_checksums(prefix, carry.created_at)
+                .memory_checksums_within(prefix, carry.created_at, CHECKSUM_TIMEOUT)
                 .await
                 .map_err(|e| {
                     format!(
