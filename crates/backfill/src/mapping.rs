@@ -157,10 +157,12 @@ pub fn target_with(
 }
 
 /// The skip rules of [`target_for`] without building the namespace name:
-/// the row's scope and its workspace's placement, or why it is skipped.
-pub fn place_row<P>(row: &LegacyRow, place: P) -> Result<(Scope, Placement), Skip>
+/// the row's scope and what `place` finds for its workspace (a
+/// [`Placement`], or anything a caller keeps per workspace), or why the row
+/// is skipped.
+pub fn place_row<T, P>(row: &LegacyRow, place: P) -> Result<(Scope, T), Skip>
 where
-    P: FnOnce(uuid::Uuid) -> Option<Placement>,
+    P: FnOnce(uuid::Uuid) -> Option<T>,
 {
     let raw_scope = row.scope.as_deref().unwrap_or("");
     let Some(scope) = Scope::parse(raw_scope) else {

@@ -2,13 +2,15 @@
 //! on both sides, then a row-by-row merge of the buckets that differ.
 //!
 //! Both sides digest the same thing (see `memory_contract::checksum`): per
-//! bucket of ids sharing their first four hex digits, the count and the XOR
-//! of the MD5 of each memory's id, namespace, content and, when the plugin
-//! keeps it, `created_at`. The plugin answers for all its live memories in
-//! one request, computed where its rows are. The legacy table is read once,
-//! in physical order (two streams over halves of its blocks, nothing
-//! sorted), and every row goes through apply's own rules: a skip is listed,
-//! a row apply writes is digested under the namespace apply gives it. A
+//! bucket of ids sharing their first three (or, on large tables, four) hex
+//! digits, the count and the XOR of the XXH3-128 hash of each memory's id,
+//! namespace, content and, when the plugin keeps it, `created_at`. The
+//! plugin answers for all its live memories in one request. The legacy
+//! table is read once, in physical order (two streams over halves of its
+//! blocks, nothing sorted). A row apply plainly writes is hashed straight
+//! from the bytes Postgres sent; every other row goes through apply's own
+//! rules: a skip is listed, a row apply writes is digested under the
+//! namespace apply gives it. A
 //! bucket whose count and digest agree holds exactly what apply would have
 //! written. A bucket that differs is merged row by row, as the `scan`
 //! method does, so every mismatch gets its kind and excerpt. A row whose
@@ -20,11 +22,11 @@
 //! far from parity) the whole id space is merged by the `scan` method
 //! instead, which is cheaper than many small merges.
 
-use super::scan::{self, Half, IdRange, Placed};
-use super::{may_be_too_large, may_be_too_large_len, AbortOnDrop, VerifyError, VerifyReport};
+use super::scan::{self, judge, IdRange, Placed, WholeTable};
+use super::{may_be_too_large_len, AbortOnDrop, VerifyError, VerifyReport};
 use crate::legacy::{self, LegacyError};
-use crate::mapping::{self, Carry, Scope};
-use crate::plugin::{self, Plugin};
+use crate::mapping::{Carry, Scope};
+use crate::plugin;
 use crate::progress::Counters;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -102,14 +104,14 @@ impl LegacySide {
 }
 
 /// Checks every legacy row: digests first, then the buckets that differ.
-pub(super) async fn check(
-    pool: &PgPool,
-    plugin: &Plugin,
-    places: Arc<HashMap<Uuid, Placed>>,
-    carry: Carry,
-    concurrency: usize,
-    counters: &Arc<Counters>,
-) -> Result<VerifyReport, VerifyError> {
+pub(super) async fn check(table: &WholeTable<'_>) -> Result<VerifyReport, VerifyError> {
+    let WholeTable {
+        pool,
+        plugin,
+        carry,
+        concurrency,
+        ..
+    } = *table;
     let prefix = prefix_for(super::list::estimated_rows(pool).await.unwrap_or(0.0));
     let mut plugin_side = {
         let client = plugin.client.clone();
@@ -127,16 +129,11 @@ pub(super) async fn check(
             wire_buckets(answer, prefix)
         }))
     };
-    let legacy_side = legacy_side(pool, &places, carry, prefix, counters).await?;
+    let legacy_side = legacy_side(table, prefix).await?;
     let plugin_buckets = match (&mut plugin_side.0).await {
         Ok(Ok(b)) => b,
-        Ok(Err(reason)) => {
-            return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await
-        }
-        Err(e) => {
-            let reason = format!("the checksum task failed: {e}");
-            return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await;
-        }
+        Ok(Err(reason)) => return fall_back(table, reason).await,
+        Err(e) => return fall_back(table, format!("the checksum task failed: {e}")).await,
     };
 
     let mut report = VerifyReport::default();
@@ -165,7 +162,7 @@ pub(super) async fn check(
             differing.len(),
             total
         );
-        return fall_back(pool, plugin, places, carry, concurrency, counters, reason).await;
+        return fall_back(table, reason).await;
     }
     report.method = "checksum";
     report.rows_checked = matched_rows;
@@ -176,17 +173,8 @@ pub(super) async fn check(
         .map(|key| {
             let (low, high) =
                 bucket_range(&bucket_name(key, prefix)).expect("a bucket index names a bucket");
-            let job = Half {
-                pool: pool.clone(),
-                client: plugin.client.clone(),
-                places: places.clone(),
-                range: IdRange::between(low, high),
-                intervals: 1,
-                fetchers: 1,
-                carry,
-                counters: counters.clone(),
-            };
-            AbortOnDrop(tokio::spawn(job.merge()))
+            let range = IdRange::between(low, high);
+            AbortOnDrop(tokio::spawn(table.half(range, 1, 1).merge()))
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(done) = merges.next().await {
@@ -204,16 +192,9 @@ pub(super) async fn check(
     Ok(report)
 }
 
-async fn fall_back(
-    pool: &PgPool,
-    plugin: &Plugin,
-    places: Arc<HashMap<Uuid, Placed>>,
-    carry: Carry,
-    concurrency: usize,
-    counters: &Arc<Counters>,
-    reason: String,
-) -> Result<VerifyReport, VerifyError> {
-    let mut report = scan::check(pool, plugin, places, carry, concurrency, counters).await?;
+/// The whole id space merged by the `scan` method, saying why.
+async fn fall_back(table: &WholeTable<'_>, reason: String) -> Result<VerifyReport, VerifyError> {
+    let mut report = scan::check(table).await?;
     report.warnings.push(format!("checksum method: {reason}"));
     report.method = "scan";
     Ok(report)
@@ -246,13 +227,14 @@ fn wire_buckets(answer: memory_contract::ChecksumResponse, prefix: u32) -> Resul
 }
 
 /// Reads the whole table in [`LEGACY_STREAMS`] streams over its blocks.
-async fn legacy_side(
-    pool: &PgPool,
-    places: &Arc<HashMap<Uuid, Placed>>,
-    carry: Carry,
-    prefix: u32,
-    counters: &Arc<Counters>,
-) -> Result<LegacySide, VerifyError> {
+async fn legacy_side(table: &WholeTable<'_>, prefix: u32) -> Result<LegacySide, VerifyError> {
+    let WholeTable {
+        pool,
+        ref places,
+        carry,
+        counters,
+        ..
+    } = *table;
     let blocks: i64 = sqlx::query_scalar(
         "SELECT (pg_relation_size('agent_memories') / current_setting('block_size')::int8)::int8",
     )
@@ -372,38 +354,24 @@ impl Stream {
             }
             let row =
                 legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-            let placed = row.workspace_id.and_then(|ws| self.places.get(&ws));
-            let scope = match mapping::place_row(&row, |_| placed.map(|p| p.placement)) {
-                Ok((scope, _)) => scope,
+            let namespace = match judge(&row, &self.places, self.carry) {
+                Ok(namespace) => namespace,
                 Err(skip) => {
                     side.skips.skip(row.id, skip.reason, skip.detail);
                     continue;
                 }
             };
-            // Placed, since place_row found the workspace.
-            let Some(placed) = placed else {
-                continue;
-            };
-            let content = row.content.as_deref().unwrap_or("");
-            if may_be_too_large(content) {
-                let too_large = mapping::target_with(&row, |_| Some(placed.placement))
-                    .and_then(|target| mapping::to_write(&row, &target, self.carry));
-                if let Err(skip) = too_large {
-                    side.skips.skip(row.id, skip.reason, skip.detail);
-                    continue;
-                }
-            }
-            let bucket = bucket_index(row.id, self.prefix);
             let created_at = match (self.carry.created_at, row.created_at) {
                 (false, _) => None,
                 (true, Some(at)) => Some(at),
                 (true, None) => {
                     // The plugin stamped its own time: merge this bucket.
-                    side.unsure.insert(bucket);
+                    side.unsure.insert(bucket_index(row.id, self.prefix));
                     continue;
                 }
             };
-            let digest = memory_digest(row.id, placed.namespace(scope), content, created_at);
+            let content = row.content.as_deref().unwrap_or("");
+            let digest = memory_digest(row.id, namespace, content, created_at);
             side.buckets.add(row.id, digest);
         }
         Counters::add(&self.counters.scanned, unreported);

@@ -410,16 +410,23 @@ pub async fn run(
     let mut resolver = Resolver::new(tree);
     let concurrency = plan.verify_concurrency();
     let checking = async {
-        if method == VerifyMethod::Scan {
-            let places = scan::placements(resolver.tree());
-            let part = scan::check(pool, plugin, places, carry, concurrency, &counters);
-            report.absorb(part.await?);
-            Ok(())
-        } else if method == VerifyMethod::Checksum {
-            let places = scan::placements(resolver.tree());
-            let part = checksum::check(pool, plugin, places, carry, concurrency, &counters).await?;
-            // A fall-back to a full merge says so in its report.
-            report.method = part.method;
+        if matches!(method, VerifyMethod::Scan | VerifyMethod::Checksum) {
+            let table = scan::WholeTable {
+                pool,
+                plugin,
+                places: scan::placements(resolver.tree()),
+                carry,
+                concurrency,
+                counters: &counters,
+            };
+            let part = if method == VerifyMethod::Scan {
+                scan::check(&table).await?
+            } else {
+                // A fall-back to a full merge says so in its report.
+                let part = checksum::check(&table).await?;
+                report.method = part.method;
+                part
+            };
             report.absorb(part);
             Ok(())
         } else if method == VerifyMethod::List {

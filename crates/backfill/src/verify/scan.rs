@@ -17,8 +17,8 @@
 use super::{
     compare, may_be_too_large, AbortOnDrop, Mismatch, MismatchKind, VerifyError, VerifyReport,
 };
-use crate::legacy::{self, LegacyError};
-use crate::mapping::{self, Carry, Scope};
+use crate::legacy::{self, LegacyError, LegacyRow};
+use crate::mapping::{self, Carry, Scope, Skip};
 use crate::plugin::{self, Plugin};
 use crate::progress::Counters;
 use crate::report::content_excerpt;
@@ -133,35 +133,59 @@ pub(super) fn placements(tree: &WorkspaceTree) -> Arc<HashMap<Uuid, Placed>> {
     )
 }
 
-/// Checks every legacy row against the plugin's scan.
-pub(super) async fn check(
-    pool: &PgPool,
-    plugin: &Plugin,
-    places: Arc<HashMap<Uuid, Placed>>,
+/// Where apply writes a row, or why it skips it: apply's mapping, with its
+/// size rule checked only for a content that could be too large.
+pub(super) fn judge<'p>(
+    row: &LegacyRow,
+    places: &'p HashMap<Uuid, Placed>,
     carry: Carry,
-    concurrency: usize,
-    counters: &Arc<Counters>,
-) -> Result<VerifyReport, VerifyError> {
-    let rows = super::list::estimated_rows(pool).await.unwrap_or(0.0);
+) -> Result<&'p str, Skip> {
+    let (scope, placed) = mapping::place_row(row, |ws| places.get(&ws))?;
+    if may_be_too_large(row.content.as_deref().unwrap_or("")) {
+        let target = mapping::target_with(row, |_| Some(placed.placement))?;
+        mapping::to_write(row, &target, carry)?;
+    }
+    Ok(placed.namespace(scope))
+}
+
+/// What a check of every legacy row works with.
+pub(super) struct WholeTable<'a> {
+    pub(super) pool: &'a PgPool,
+    pub(super) plugin: &'a Plugin,
+    /// Every workspace's placement and namespace names, resolved once.
+    pub(super) places: Arc<HashMap<Uuid, Placed>>,
+    pub(super) carry: Carry,
+    pub(super) concurrency: usize,
+    pub(super) counters: &'a Arc<Counters>,
+}
+
+impl WholeTable<'_> {
+    /// The merge of one id range, its plugin side read over `intervals`
+    /// intervals, `fetchers` at a time.
+    pub(super) fn half(&self, range: IdRange, intervals: usize, fetchers: usize) -> Half {
+        Half {
+            pool: self.pool.clone(),
+            client: self.plugin.client.clone(),
+            places: self.places.clone(),
+            range,
+            intervals,
+            fetchers,
+            carry: self.carry,
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// Checks every legacy row against the plugin's scan.
+pub(super) async fn check(table: &WholeTable<'_>) -> Result<VerifyReport, VerifyError> {
+    let rows = super::list::estimated_rows(table.pool).await.unwrap_or(0.0);
     let intervals =
         ((rows / LEGACY_STREAMS as f64 / INTERVAL_ROWS).ceil() as usize).clamp(1, MAX_INTERVALS);
-    let fetchers = (concurrency / LEGACY_STREAMS).max(1);
+    let fetchers = (table.concurrency / LEGACY_STREAMS).max(1);
     let tasks: Vec<_> = IdRange::ALL
         .split(LEGACY_STREAMS)
         .into_iter()
-        .map(|half| {
-            let job = Half {
-                pool: pool.clone(),
-                client: plugin.client.clone(),
-                places: places.clone(),
-                range: half,
-                intervals,
-                fetchers,
-                carry,
-                counters: counters.clone(),
-            };
-            AbortOnDrop(tokio::spawn(job.merge()))
-        })
+        .map(|half| AbortOnDrop(tokio::spawn(table.half(half, intervals, fetchers).merge())))
         .collect();
     let mut report = VerifyReport::default();
     for mut task in tasks {
@@ -303,28 +327,14 @@ impl Half {
         while let Some(r) = rows.try_next().await.map_err(legacy_err())? {
             let row =
                 legacy::decode_row(&r).map_err(LegacyError::query("failed to decode a row"))?;
-            let placed = row.workspace_id.and_then(|ws| self.places.get(&ws));
-            let scope = match mapping::place_row(&row, |_| placed.map(|p| p.placement)) {
-                Ok((scope, _)) => scope,
+            let expected = match judge(&row, &self.places, self.carry) {
+                Ok(namespace) => namespace,
                 Err(skip) => {
                     out.skip(row.id, skip.reason, skip.detail);
                     continue;
                 }
             };
-            // Placed, since place_row found the workspace.
-            let Some(placed) = placed else {
-                continue;
-            };
-            let expected = placed.namespace(scope);
             let content = row.content.as_deref().unwrap_or("");
-            if may_be_too_large(content) {
-                let too_large = mapping::target_with(&row, |_| Some(placed.placement))
-                    .and_then(|target| mapping::to_write(&row, &target, self.carry));
-                if let Err(skip) = too_large {
-                    out.skip(row.id, skip.reason, skip.detail);
-                    continue;
-                }
-            }
             // Plugin memories before this id are not legacy rows: extras are fine.
             let mut failed = None;
             while current.as_ref().is_some_and(|m| m.id < row.id) {
