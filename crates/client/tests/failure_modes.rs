@@ -413,6 +413,96 @@ async fn wrong_shape_success_body_is_a_decode_error() {
     assert!(matches!(err, ClientError::Decode { .. }), "{err:?}");
 }
 
+/// A v1 peer that sends empty lists as `null` or leaves them out: the client
+/// reads them as empty lists instead of failing to decode.
+#[tokio::test]
+async fn null_or_absent_lists_are_read_as_empty() {
+    let server = ScriptedServer::start(vec![
+        answer(200, r#"{"status":"ok","version":"1.0.0","capabilities":null}"#),
+        answer(200, r#"{"status":"ok","version":"1.0.0"}"#),
+        answer(
+            200,
+            r#"{"status":"ok","version":"1.0.0","capabilities":["list","scan","checksum"]}"#,
+        ),
+        answer(200, r#"{"memories":null}"#),
+        answer(200, r#"{}"#),
+        answer(200, r#"{"memories":null,"next_after":null}"#),
+        answer(200, r#"{"next_after":null}"#),
+        answer(200, r#"{"prefix":2,"created_at":false,"buckets":null}"#),
+        answer(
+            200,
+            r#"{"memories":[{"id":"5f0c3c39-1a53-4b8e-9a36-1f7a3d5c2b10","namespace":"workspace:a","content":"c","kind":"fact","source":"agent","pin":null,"expires_at":null,"propagation":null,"score":null,"created_at":"2026-01-01T00:00:00Z"}]}"#,
+        ),
+    ])
+    .await;
+    let client = server.client(|c| c.retry(RetryPolicy::none()));
+    assert!(client
+        .health()
+        .await
+        .expect("null capabilities")
+        .capabilities
+        .is_empty());
+    assert!(client
+        .health()
+        .await
+        .expect("absent capabilities")
+        .capabilities
+        .is_empty());
+    client.refresh_capabilities().await.expect("health");
+    let search = client.search(&search_one()).await.expect("null memories");
+    assert!(search.memories.is_empty());
+    let search = client.search(&search_one()).await.expect("absent memories");
+    assert!(search.memories.is_empty());
+    let page = client
+        .list_memories("workspace:a", None, 10)
+        .await
+        .expect("list");
+    assert!(page.memories.is_empty() && page.next_after.is_none());
+    let page = client.scan_memories(None, None, 10).await.expect("scan");
+    assert!(page.memories.is_empty() && page.next_after.is_none());
+    let sums = client.memory_checksums(2, false).await.expect("checksums");
+    assert!(sums.buckets.is_empty());
+    let found = client
+        .search(&search_one())
+        .await
+        .expect("null optional fields");
+    let memory = &found.memories[0];
+    assert!(!memory.pin);
+    assert_eq!(
+        (memory.expires_at, &memory.propagation, memory.score),
+        (None, &None, None)
+    );
+    assert_eq!(server.seen().len(), 9);
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 0 });
+}
+
+/// A batch answered with `"results": null` for writes that were sent is
+/// still refused: the plugin did not say what became of them.
+#[tokio::test]
+async fn batch_with_null_results_for_sent_writes_is_a_decode_error() {
+    let server = ScriptedServer::start(vec![
+        answer(200, HEALTH_BATCH),
+        answer(200, r#"{"results":null}"#),
+    ])
+    .await;
+    let client = server.client(|c| c.retry(RetryPolicy::none()));
+    client.refresh_capabilities().await.expect("health");
+    let write = memory_contract::BatchWrite {
+        namespace: "workspace:a".into(),
+        write: note(),
+    };
+    let err = client
+        .write_batch(&memory_contract::BatchRequest {
+            writes: vec![write],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Decode { ref message, .. } if message.contains("0 results")),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn trailing_slash_in_base_url_gives_clean_paths() {
     let server = ScriptedServer::start(vec![answer(200, HEALTH_OK)]).await;

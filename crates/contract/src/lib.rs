@@ -7,7 +7,11 @@
 //! Compatibility rules, shared by every type here:
 //! - optional fields are omitted when absent and accept `null` or absence on
 //!   input;
-//! - unknown input fields are ignored, so older and newer peers interoperate.
+//! - unknown input fields are ignored, so older and newer peers interoperate;
+//! - a list in an answer (`memories`, `results`, `buckets`, `capabilities`)
+//!   that a peer sends as `null` or leaves out decodes as empty, and a `null`
+//!   `pin` as `false`: some v1 plugins answer an empty search with
+//!   `{"memories":null}`. What this crate encodes always carries the list.
 
 pub mod checksum;
 pub mod validate;
@@ -18,6 +22,21 @@ use std::fmt;
 use uuid::Uuid;
 
 pub use validate::ValidationError;
+
+/// Decodes a list that a lenient peer may send as `null`: `null` is empty.
+/// With `#[serde(default)]` an absent list is empty too.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Decodes a flag that a lenient peer may send as `null`: `null` is false.
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
 
 /// The contract version a conforming plugin reports in `/v1/health`.
 pub const CONTRACT_VERSION: &str = "1.0.0";
@@ -196,7 +215,7 @@ pub struct Health {
     /// `ok`, or `degraded` (with status 503) while storage is unreachable.
     pub status: String,
     pub version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub capabilities: Vec<String>,
 }
 
@@ -371,7 +390,7 @@ pub struct Memory {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_false")]
     pub pin: bool,
     pub created_at: DateTime<Utc>,
     /// Present in semantic (1 - cosine distance) and full-text (rank) modes.
@@ -426,6 +445,7 @@ impl SearchRequest {
 /// `POST /v1/search` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub memories: Vec<Memory>,
 }
 
@@ -460,6 +480,7 @@ pub enum BatchItemResult {
 /// Extension `batch`: answer to `POST /v1/memories/batch`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub results: Vec<BatchItemResult>,
 }
 
@@ -510,6 +531,7 @@ pub struct ChecksumResponse {
     /// Whether `created_at` entered the digests.
     pub created_at: bool,
     /// Non-empty buckets only, ordered by name.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub buckets: Vec<ChecksumBucket>,
 }
 
@@ -528,6 +550,7 @@ pub struct ChecksumBucket {
 /// (extension `scan`: of every namespace's memories).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub memories: Vec<Memory>,
     /// Pass as `after` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]

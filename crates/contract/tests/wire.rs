@@ -3,9 +3,10 @@
 //! keep talking.
 
 use memory_contract::{
-    BatchItemResult, BatchRequest, BatchResponse, ErrorCode, ErrorEnvelope, ForgetRequest, Health,
-    ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite, Namespace,
-    NamespacePatch, NamespaceUpsert, SearchMode, SearchRequest, SearchResponse, WriteAck,
+    BatchItemResult, BatchRequest, BatchResponse, ChecksumResponse, ErrorCode, ErrorEnvelope,
+    ForgetRequest, Health, ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite,
+    Namespace, NamespacePatch, NamespaceUpsert, SearchMode, SearchRequest, SearchResponse,
+    WriteAck,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -68,6 +69,78 @@ fn a_null_propagation_is_absent_not_json_null() {
     let w: MemoryWrite =
         decode(json!({"content": "c", "kind": "fact", "source": "agent", "propagation": null}));
     assert_eq!(w.propagation, None);
+}
+
+/// A peer that sends a list as `null` or leaves it out means an empty list:
+/// `{"memories":null}` is how some v1 plugins answer an empty search.
+fn null_and_absent_lists_are_empty<T: DeserializeOwned + PartialEq + Debug>(
+    with_list: Value,
+    list: &str,
+) {
+    let empty: T = decode(with_list.clone());
+    let mut nulled = with_list.clone();
+    nulled[list] = Value::Null;
+    assert_eq!(empty, decode::<T>(nulled), "{list} null");
+    let mut absent = with_list;
+    absent.as_object_mut().expect("object").remove(list);
+    assert_eq!(empty, decode::<T>(absent), "{list} absent");
+}
+
+#[test]
+fn null_or_absent_lists_in_answers_decode_as_empty() {
+    null_and_absent_lists_are_empty::<SearchResponse>(json!({"memories": []}), "memories");
+    null_and_absent_lists_are_empty::<ListResponse>(json!({"memories": []}), "memories");
+    null_and_absent_lists_are_empty::<ListResponse>(
+        json!({"memories": [], "next_after": "00000000-0000-4000-8000-000000000001"}),
+        "memories",
+    );
+    null_and_absent_lists_are_empty::<BatchResponse>(json!({"results": []}), "results");
+    null_and_absent_lists_are_empty::<Health>(
+        json!({"status": "ok", "version": "1.0.0", "capabilities": []}),
+        "capabilities",
+    );
+    null_and_absent_lists_are_empty::<ChecksumResponse>(
+        json!({"prefix": 2, "created_at": false, "buckets": []}),
+        "buckets",
+    );
+    // A null pin is an unpinned memory.
+    let memory = json!({
+        "id": "00000000-0000-4000-8000-000000000001", "namespace": "team:t",
+        "content": "c", "kind": "fact", "source": "agent",
+        "created_at": "2026-01-01T00:00:00Z", "pin": null
+    });
+    assert!(!decode::<Memory>(memory).pin);
+}
+
+#[test]
+fn empty_lists_are_always_encoded_as_arrays() {
+    let health = Health {
+        status: "ok".into(),
+        version: "1.0.0".into(),
+        capabilities: vec![],
+    };
+    assert_eq!(
+        serde_json::to_value(&health).unwrap()["capabilities"],
+        json!([])
+    );
+    let search = SearchResponse { memories: vec![] };
+    assert_eq!(
+        serde_json::to_value(&search).unwrap(),
+        json!({"memories": []})
+    );
+    let list = ListResponse {
+        memories: vec![],
+        next_after: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&list).unwrap(),
+        json!({"memories": []})
+    );
+    let batch = BatchResponse { results: vec![] };
+    assert_eq!(
+        serde_json::to_value(&batch).unwrap(),
+        json!({"results": []})
+    );
 }
 
 /// Adds unknown fields at the top level and checks they change nothing.
