@@ -21,6 +21,6 @@ pub mod naive;
 pub mod plugin;
 pub mod progress;
 pub mod report;
-pub mod resolver;
+pub use memory_namespace as resolver;
 pub mod runner;
 pub mod verify;

@@ -1,8 +1,10 @@
-//! Namespace resolution over the legacy `workspaces` tree, in bulk.
+//! The workspace tree and the upward walk that places a workspace in it.
 //!
-//! The whole `workspaces` table (id, parent, removed flag) is read once and
-//! walked in memory: a per-row recursive query would cost a round trip per
-//! memory. Real data holds cycles, dangling parents and chains deeper than the
+//! In bulk (the backfill), the whole `workspaces` table (id, parent, removed
+//! flag) is read once and walked in memory: a per-row recursive query would
+//! cost a round trip per memory. For one workspace (the gateway, on every
+//! call), [`WorkspaceTree::load_chain`] reads only its ancestors, and the same
+//! walk runs over them. Real data holds cycles, dangling parents and chains deeper than the
 //! 50-hop cap, so the walk stops at the first of: no parent, a parent that is
 //! not in the table, a workspace already visited, or 50 hops.
 //!
@@ -95,6 +97,67 @@ impl WorkspaceTree {
             nodes.insert(id, WorkspaceNode { parent, removed });
         }
         Ok(WorkspaceTree { nodes })
+    }
+
+    /// Reads one workspace and its ancestors (at most `MAX_HOPS + 1` of them,
+    /// so cycles end) with one recursive query, with their names. Walking the
+    /// returned tree from `id` gives the same placement as walking the whole
+    /// table would. An absent workspace gives an empty tree.
+    ///
+    /// `has_status` and `has_name` say whether the table has those columns.
+    ///
+    /// # Errors
+    ///
+    /// [`TreeLoadError`] when the query fails.
+    pub async fn load_chain(
+        pool: &PgPool,
+        id: Uuid,
+        has_status: bool,
+        has_name: bool,
+    ) -> Result<(Self, HashMap<Uuid, String>), TreeLoadError> {
+        let removed = |alias: &str| {
+            if has_status {
+                format!("{alias}.status IS NOT DISTINCT FROM 'removed'")
+            } else {
+                "false".to_string()
+            }
+        };
+        let name = |alias: &str| {
+            if has_name {
+                format!("{alias}.name::text")
+            } else {
+                "NULL::text".to_string()
+            }
+        };
+        // UNION ALL with a depth bound: a cycle repeats nodes until the
+        // bound, which the walk then ignores; no array of visited ids needed.
+        let sql = format!(
+            "WITH RECURSIVE chain(id, parent_id, name, removed, depth) AS ( \
+               SELECT w.id, w.parent_id, {}, {}, 0 FROM workspaces w WHERE w.id = $1 \
+               UNION ALL \
+               SELECT w.id, w.parent_id, {}, {}, c.depth + 1 \
+               FROM workspaces w JOIN chain c ON w.id = c.parent_id \
+               WHERE c.depth < {} \
+             ) SELECT id, parent_id, name, removed FROM chain",
+            name("w"),
+            removed("w"),
+            name("w"),
+            removed("w"),
+            MAX_HOPS + 1
+        );
+        let rows = sqlx::query(&sql).bind(id).fetch_all(pool).await?;
+        let mut nodes = HashMap::new();
+        let mut names = HashMap::new();
+        for row in rows {
+            let id: Uuid = row.try_get("id")?;
+            let parent: Option<Uuid> = row.try_get("parent_id")?;
+            let removed: bool = row.try_get("removed")?;
+            if let Some(name) = row.try_get::<Option<String>, _>("name")? {
+                names.insert(id, name);
+            }
+            nodes.insert(id, WorkspaceNode { parent, removed });
+        }
+        Ok((WorkspaceTree { nodes }, names))
     }
 
     /// Number of workspaces.
