@@ -1,5 +1,6 @@
-//! How a check ends: pass (maybe with a note), skip with a reason, or fail
-//! with what was expected and what was seen.
+//! How a check ends: pass (maybe with a note), warn (the plugin works but
+//! is sloppy, for example an empty list sent as `null`), skip with a reason,
+//! or fail with what was expected and what was seen.
 
 use memory_client::ClientError;
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub(crate) type StepResult<T> = Result<T, Failure>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Pass(Option<String>),
+    /// Works, but not as the contract spells it; lenient clients cope.
+    Warn(String),
     Skip(String),
 }
 
@@ -44,6 +47,11 @@ pub(crate) type CheckResult = Result<Verdict, Failure>;
 /// Passes.
 pub(crate) fn pass() -> CheckResult {
     Ok(Verdict::Pass(None))
+}
+
+/// Passes with a warning: the plugin is sloppy, not broken.
+pub(crate) fn warn(note: impl Into<String>) -> CheckResult {
+    Ok(Verdict::Warn(note.into()))
 }
 
 /// Fails with `expected`/`seen` unless `condition` holds.

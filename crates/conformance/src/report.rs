@@ -12,6 +12,9 @@ use std::time::Duration;
 pub enum CheckStatus {
     /// The plugin did what the check wants.
     Pass,
+    /// The plugin works but is sloppy (for example an empty list sent as
+    /// `null`): lenient clients cope, strict ones may not. Not a failure.
+    Warn,
     /// The plugin broke the rule the check tests.
     Fail,
     /// Not run: a capability is not advertised or health is unreadable.
@@ -25,7 +28,7 @@ pub struct CheckReport {
     pub name: &'static str,
     /// How it ended.
     pub status: CheckStatus,
-    /// Why it was skipped, or a note on a pass.
+    /// Why it was skipped, the warning, or a note on a pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// On failure: what the contract wants.
@@ -44,6 +47,7 @@ impl CheckReport {
     pub(crate) fn new(info: CheckInfo, result: CheckResult, took: Duration) -> Self {
         let (status, reason, expected, seen) = match result {
             Ok(Verdict::Pass(note)) => (CheckStatus::Pass, note, None, None),
+            Ok(Verdict::Warn(note)) => (CheckStatus::Warn, Some(note), None, None),
             Ok(Verdict::Skip(reason)) => (CheckStatus::Skip, Some(reason), None, None),
             Err(f) => (CheckStatus::Fail, None, Some(f.expected), Some(f.seen)),
         };
@@ -65,6 +69,11 @@ impl CheckReport {
                 Some(note) => format!("PASS {} ({} ms; note: {note})", self.name, self.duration_ms),
                 None => format!("PASS {} ({} ms)", self.name, self.duration_ms),
             },
+            CheckStatus::Warn => format!(
+                "WARN {}: {}",
+                self.name,
+                self.reason.as_deref().unwrap_or("sloppy")
+            ),
             CheckStatus::Skip => format!(
                 "SKIP {}: {}",
                 self.name,
@@ -83,8 +92,10 @@ impl CheckReport {
 /// Counts over all checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    /// Checks that passed.
+    /// Checks that passed without a warning.
     pub passed: usize,
+    /// Checks that passed with a warning.
+    pub warned: usize,
     /// Checks that failed.
     pub failed: usize,
     /// Checks that were skipped.
@@ -121,6 +132,7 @@ impl Report {
         let count = |s: CheckStatus| checks.iter().filter(|c| c.status == s).count();
         let summary = Summary {
             passed: count(CheckStatus::Pass),
+            warned: count(CheckStatus::Warn),
             failed: count(CheckStatus::Fail),
             skipped: count(CheckStatus::Skip),
             total: checks.len(),
@@ -135,7 +147,7 @@ impl Report {
         }
     }
 
-    /// True when no check failed.
+    /// True when no check failed (warnings do not count).
     pub fn passed(&self) -> bool {
         self.summary.failed == 0
     }
@@ -152,9 +164,14 @@ impl Report {
             let _ = writeln!(out, "{}", check.line());
         }
         let s = &self.summary;
+        let warned = if s.warned > 0 {
+            format!(", {} warned", s.warned)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "summary: {} passed, {} failed, {} skipped of {} checks in {:.1} s",
+            "summary: {} passed{warned}, {} failed, {} skipped of {} checks in {:.1} s",
             s.passed,
             s.failed,
             s.skipped,

@@ -9,6 +9,10 @@ fn assert_all_pass(report: &Report) {
     let text = report.text();
     assert!(report.passed(), "suite failed:\n{text}");
     assert_eq!(
+        report.summary.warned, 0,
+        "our plugin is never sloppy:\n{text}"
+    );
+    assert_eq!(
         report.summary.total,
         memory_conformance::catalogue().len(),
         "{text}"

@@ -6,6 +6,7 @@ mod common;
 use common::faulty::{Fault, FaultyPlugin};
 use memory_conformance::{run, CheckStatus, SuiteConfig};
 use memory_plugin::server::ServerConfig;
+use memory_testkit::{EmptyList, SloppyPlugin};
 
 /// Runs `checks` through a proxy breaking `fault`; asserts that `failing`
 /// fails with a message containing every word of `mentions`.
@@ -212,6 +213,69 @@ async fn health_without_version_fails_health() {
         &["version", "absent"],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_not_a_list_fails_health() {
+    assert_check_fails(
+        Fault::HealthCapabilitiesString,
+        "health",
+        &["capabilities", "array"],
+    )
+    .await;
+}
+
+/// `"capabilities": null` is sloppy, not broken: a warning, and the run passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_capabilities_warn_in_health() {
+    let plugin = common::sqlite_plugin(ServerConfig::default()).await;
+    let proxy = FaultyPlugin::start(plugin.url(), Fault::HealthCapabilitiesNull).await;
+    let mut config = SuiteConfig::new(proxy.url.clone());
+    config.only = vec!["health".to_string()];
+    let report = run(&config).await.expect("suite runs");
+    let check = report.check("health").expect("ran");
+    assert_eq!(check.status, CheckStatus::Warn, "{}", report.text());
+    assert!(
+        check
+            .line()
+            .starts_with("WARN health: capabilities is null"),
+        "{}",
+        check.line()
+    );
+    assert!(report.passed());
+    assert_eq!(report.summary.warned, 1);
+}
+
+/// A plugin that sends every empty list as `null` (or leaves it out), and
+/// absent optional fields as `null`, passes every check; `empty_lists`
+/// warns, naming what it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_or_missing_empty_lists_pass_with_a_warning() {
+    for (empty, words) in [
+        (EmptyList::Null, "answers \"memories\": null"),
+        (EmptyList::Absent, "leaves out \"memories\""),
+    ] {
+        let plugin = common::sqlite_plugin(ServerConfig::default()).await;
+        let proxy = SloppyPlugin::start(plugin.url(), empty).await;
+        let report = run(&SuiteConfig::new(proxy.url()))
+            .await
+            .expect("suite runs");
+        let text = report.text();
+        assert!(report.passed(), "{empty:?}:\n{text}");
+        let check = report.check("empty_lists").expect("ran");
+        assert_eq!(check.status, CheckStatus::Warn, "{empty:?}:\n{text}");
+        let line = check.line();
+        for what in ["search", "list", "scan"] {
+            assert!(
+                line.contains(&format!("the {what}")) || line.contains(&format!("a {what}")),
+                "{line}"
+            );
+        }
+        assert!(line.contains(words), "{line}");
+        assert_eq!(report.summary.warned, 1, "{text}");
+        assert!(text.contains(", 1 warned, 0 failed,"), "{text}");
+        assert!(proxy.lists_rewritten() > 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

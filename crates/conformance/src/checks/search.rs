@@ -1,11 +1,13 @@
 //! Search modes and what search must (not) return: expiry, pins,
-//! propagation, exact namespace matching.
+//! propagation, exact namespace matching, empty lists as `[]`.
 
-use crate::context::{contents, from_now, CheckCtx};
-use crate::outcome::{describe_client_error, ensure, pass, CheckResult, Failure};
-use memory_contract::{Memory, MemoryKind, MemorySource, MemoryWrite, SearchRequest};
-use serde_json::json;
+use crate::context::{contents, from_now, CheckCtx, RawAnswer};
+use crate::outcome::{describe_client_error, ensure, pass, warn, CheckResult, Failure, StepResult};
+use memory_contract::{capability, Memory, MemoryKind, MemorySource, MemoryWrite, SearchRequest};
+use reqwest::Method;
+use serde_json::{json, Value};
 use std::time::Duration;
+use uuid::Uuid;
 
 fn request(namespaces: &[&str], query: Option<&str>) -> SearchRequest {
     SearchRequest {
@@ -316,4 +318,90 @@ pub(crate) async fn propagation_round_trip(ctx: &CheckCtx) -> CheckResult {
         || format!("{got:?}"),
     )?;
     pass()
+}
+
+/// An empty list is sent as `[]`: the search of an empty namespace and, when
+/// advertised, an empty `list` or `scan` page. `null` or a missing list is
+/// a warning: lenient clients read it as empty, strict ones fail to decode.
+pub(crate) async fn empty_lists(ctx: &CheckCtx) -> CheckResult {
+    let ns = ctx.namespace("empty").await?;
+    let mut sloppy = Vec::new();
+    let body = json!({ "namespaces": [ns] }).to_string();
+    let answer = ctx
+        .raw(Method::POST, &["v1", "search"], Some(&body))
+        .await?;
+    judge_empty_list(
+        "the search of an empty namespace",
+        &answer,
+        "memories",
+        &mut sloppy,
+    )?;
+    if ctx.suite.supports(capability::LIST) {
+        let answer = ctx
+            .raw(Method::GET, &["v1", "namespaces", &ns, "memories"], None)
+            .await?;
+        judge_empty_list(
+            "the list of an empty namespace",
+            &answer,
+            "memories",
+            &mut sloppy,
+        )?;
+    }
+    if ctx.suite.supports(capability::SCAN) {
+        let after = Uuid::max().to_string();
+        let answer = ctx
+            .raw_with_query(
+                Method::GET,
+                &["v1", "memories"],
+                &[("after", after.as_str())],
+                None,
+            )
+            .await?;
+        judge_empty_list(
+            "a scan after the largest id",
+            &answer,
+            "memories",
+            &mut sloppy,
+        )?;
+    }
+    if sloppy.is_empty() {
+        pass()
+    } else {
+        warn(format!(
+            "{}; send [] (lenient clients read it as empty, strict ones fail)",
+            sloppy.join("; ")
+        ))
+    }
+}
+
+/// A 200 answer whose `key` is `[]`; `null` or absent goes to `sloppy`,
+/// anything else fails.
+fn judge_empty_list(
+    what: &str,
+    answer: &RawAnswer,
+    key: &str,
+    sloppy: &mut Vec<String>,
+) -> StepResult<()> {
+    ensure(
+        answer.status == 200,
+        format!("{what} to answer 200"),
+        || answer.describe(),
+    )?;
+    let body = answer.json();
+    let object = body
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| Failure::new(format!("a JSON object from {what}"), answer.describe()))?;
+    match object.get(key) {
+        Some(Value::Array(list)) if list.is_empty() => {}
+        None => sloppy.push(format!("{what} leaves out {key:?}")),
+        Some(Value::Null) => sloppy.push(format!("{what} answers \"{key}\": null")),
+        Some(_) => {
+            return Err(Failure::new(
+                format!("{what}: \"{key}\": []"),
+                answer.describe(),
+            ))
+        }
+    }
+    Ok(())
 }

@@ -49,6 +49,10 @@ pub enum Fault {
     AcceptBlankContent,
     /// Health answer without `version`.
     HealthWithoutVersion,
+    /// Health answer with `"capabilities": null` (sloppy, not broken).
+    HealthCapabilitiesNull,
+    /// Health answer with `capabilities` a string (broken).
+    HealthCapabilitiesString,
     /// A second PUT of a namespace answers 409.
     UpsertNotIdempotent,
     /// Batch results come back reversed.
@@ -320,6 +324,16 @@ async fn forward(
         ("GET", ["v1", "health"]) if fault == Fault::HealthWithoutVersion => {
             if let Some(Value::Object(h)) = answer_json.as_mut() {
                 h.remove("version");
+            }
+        }
+        ("GET", ["v1", "health"]) if fault == Fault::HealthCapabilitiesNull => {
+            if let Some(Value::Object(h)) = answer_json.as_mut() {
+                h.insert("capabilities".into(), Value::Null);
+            }
+        }
+        ("GET", ["v1", "health"]) if fault == Fault::HealthCapabilitiesString => {
+            if let Some(Value::Object(h)) = answer_json.as_mut() {
+                h.insert("capabilities".into(), json!("fts"));
             }
         }
         ("DELETE", ["v1", "memories", _]) if fault == Fault::ForgetAlways204 && status == 404 => {
