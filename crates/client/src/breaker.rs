@@ -1,11 +1,16 @@
 //! Circuit breaker: stops calling a plugin that keeps failing.
 //!
-//! Closed: requests flow; consecutive failures (transport errors, timeouts,
-//! 5xx) are counted and any answer below 500 resets the count, since it
-//! shows the plugin is alive. At the threshold the breaker opens: calls fail
-//! fast for `open_for`. Then it is half-open: exactly one request (the probe)
-//! goes through while others still fail fast; the probe's success closes the
-//! breaker, its failure opens it again. Time comes from an injectable
+//! It counts calls, not attempts: a call holds one [`Permit`] across all its
+//! retries and records how the call ended, so a call whose every attempt got
+//! a 503 counts as one failure.
+//!
+//! Closed: calls flow; consecutive failed calls (ended in a transport error,
+//! a timeout or a 5xx) are counted and any call that ends below 500 resets
+//! the count, since it shows the plugin is alive. At the threshold the
+//! breaker opens: calls fail fast for `open_for`. Then it is half-open:
+//! exactly one call (the probe, with its retries) goes through while others
+//! still fail fast; the probe's success closes the breaker, its failure
+//! opens it again. Time comes from an injectable
 //! [`Clock`] so tests can step over the open period.
 
 use crate::config::BreakerPolicy;
@@ -68,9 +73,9 @@ impl Clock for ManualClock {
 /// The breaker's state, as [`crate::Client::breaker_state`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
-    /// Requests flow; `failures` consecutive failures so far.
+    /// Calls flow; `failures` consecutive failed calls so far.
     Closed {
-        /// Failures counted since the last success.
+        /// Failed calls counted since the last success.
         failures: u32,
     },
     /// Calls fail fast for this much longer.
@@ -89,7 +94,7 @@ enum State {
     HalfOpen { probe_in_flight: bool },
 }
 
-/// What a finished attempt tells the breaker.
+/// What a finished call tells the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The plugin answered below 500.
@@ -105,8 +110,9 @@ pub(crate) struct CircuitBreaker {
     state: Mutex<State>,
 }
 
-/// Leave to send one request. Dropping it unrecorded (the caller gave up)
-/// frees the probe slot so the breaker cannot stay stuck half-open.
+/// Leave to make one call (all its attempts). Dropping it unrecorded (the
+/// caller gave up) frees the probe slot so the breaker cannot stay stuck
+/// half-open.
 pub(crate) struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     probe: bool,
@@ -228,7 +234,7 @@ impl CircuitBreaker {
 }
 
 impl Permit<'_> {
-    /// Reports how the attempt ended.
+    /// Reports how the call ended.
     pub(crate) fn record(mut self, outcome: Outcome) {
         self.recorded = true;
         self.breaker.record(self.probe, outcome);

@@ -1,7 +1,8 @@
 //! The HTTP client: one method per route and extension.
 //!
 //! Every call is validated with `memory_contract::validate` first, then sent
-//! through the circuit breaker; requests that are safe to repeat are retried
+//! through the circuit breaker (one permit per call, however many attempts);
+//! requests that are safe to repeat are retried
 //! on transport errors and 502/503/504 with jittered exponential backoff.
 
 use crate::breaker::{BreakerState, CircuitBreaker, Outcome};
@@ -554,20 +555,27 @@ impl Client {
         .await
     }
 
+    /// Sends `out`, retrying it when that is safe. The breaker counts the
+    /// call once, however many attempts it took.
     async fn send_with_retries(&self, out: Outgoing) -> Result<Reply, ClientError> {
+        let Some(permit) = self.inner.breaker.admit() else {
+            return Err(ClientError::CircuitOpen);
+        };
+        let result = self.attempts(&out).await;
+        permit.record(match &result {
+            Ok(_) => Outcome::Alive,
+            Err(ClientError::Api { status, .. }) if *status < 500 => Outcome::Alive,
+            Err(_) => Outcome::Failed,
+        });
+        result
+    }
+
+    async fn attempts(&self, out: &Outgoing) -> Result<Reply, ClientError> {
         let policy = &self.inner.retry;
         let started = Instant::now();
         let mut attempt: u32 = 1;
         loop {
-            let Some(permit) = self.inner.breaker.admit() else {
-                return Err(ClientError::CircuitOpen);
-            };
-            let result = self.send_once(&out).await;
-            permit.record(match &result {
-                Ok(_) => Outcome::Alive,
-                Err(ClientError::Api { status, .. }) if *status < 500 => Outcome::Alive,
-                Err(_) => Outcome::Failed,
-            });
+            let result = self.send_once(out).await;
             let error = match result {
                 Ok(reply) => return Ok(reply),
                 Err(e) => e,
@@ -598,8 +606,8 @@ impl Client {
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
-            // The breaker may have opened meanwhile; then report the real
-            // failure rather than the breaker.
+            // Other calls may have opened the breaker meanwhile; then stop
+            // and report the real failure rather than the breaker.
             if matches!(self.inner.breaker.state(), BreakerState::Open { .. }) {
                 return Err(error);
             }

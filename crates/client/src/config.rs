@@ -93,8 +93,9 @@ impl Default for RetryPolicy {
 /// When the circuit breaker opens and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerPolicy {
-    /// Consecutive failures (transport errors, timeouts, 5xx) that open the
-    /// breaker; 0 disables the breaker.
+    /// Consecutive failed calls (a call that ended, after its retries, in a
+    /// transport error, a timeout or a 5xx) that open the breaker; 0
+    /// disables the breaker. Retries of one call count once.
     pub failure_threshold: u32,
     /// How long the breaker stays open before letting one probe through.
     pub open_for: Duration,
@@ -111,7 +112,7 @@ impl BreakerPolicy {
 }
 
 impl Default for BreakerPolicy {
-    /// Opens after 3 consecutive failures, for 60 s.
+    /// Opens after 3 consecutive failed calls, for 60 s.
     fn default() -> Self {
         BreakerPolicy {
             failure_threshold: 3,

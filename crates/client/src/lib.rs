@@ -3,8 +3,8 @@
 //! One method per route and extension. Requests are validated with
 //! `memory-contract` before they are sent; error answers are decoded into
 //! [`ClientError::Api`] with the plugin's error envelope. Calls go through a
-//! circuit breaker, and requests that are safe to repeat are retried with
-//! jittered exponential backoff. Extensions are used only when the capability
+//! circuit breaker that counts failed calls (not attempts), and requests that
+//! are safe to repeat are retried with jittered exponential backoff. Extensions are used only when the capability
 //! snapshot from `/v1/health` advertises them.
 //!
 //! ```no_run

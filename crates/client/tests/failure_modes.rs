@@ -275,6 +275,70 @@ async fn breaker_opens_after_three_failures_fails_fast_and_probes_after_60s() {
         .expect("closed breaker lets calls through");
 }
 
+/// The breaker counts calls, not attempts: a call whose three attempts all
+/// got 503 is one failure; three such calls open it.
+#[tokio::test]
+async fn breaker_counts_calls_not_retry_attempts() {
+    let server = ScriptedServer::start(vec![answer(
+        503,
+        r#"{"code":"unavailable","message":"db down"}"#,
+    )])
+    .await;
+    let clock = Arc::new(ManualClock::new());
+    let client = server.client(|c| c.retry(fast_retries()).clock(clock.clone()));
+
+    let err = client.search(&search_one()).await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(server.seen().len(), 3, "three attempts");
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 1 });
+
+    let err = client.search(&search_one()).await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 2 });
+    let err = client.search(&search_one()).await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(server.seen().len(), 9);
+    assert!(
+        matches!(client.breaker_state(), BreakerState::Open { .. }),
+        "{:?}",
+        client.breaker_state()
+    );
+    assert!(matches!(
+        client.search(&search_one()).await,
+        Err(ClientError::CircuitOpen)
+    ));
+    assert_eq!(server.seen().len(), 9, "fast fail sends nothing");
+
+    // The probe is one call with its retries: 503, then 200 closes it.
+    server.set_answers(vec![answer(503, ""), answer(200, SEARCH_EMPTY)]);
+    clock.advance(Duration::from_secs(60));
+    client
+        .search(&search_one())
+        .await
+        .expect("probe retried into success");
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 0 });
+}
+
+/// A call that fails on its first attempts and then succeeds resets the count.
+#[tokio::test]
+async fn a_call_that_succeeds_after_retries_is_a_success() {
+    let server = ScriptedServer::start(vec![
+        answer(503, ""),
+        answer(503, ""),
+        answer(200, SEARCH_EMPTY),
+        answer(503, ""),
+    ])
+    .await;
+    let client = server.client(|c| c.retry(fast_retries()));
+    client
+        .search(&search_one())
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 0 });
+    let _ = client.search(&search_one()).await.unwrap_err();
+    assert_eq!(client.breaker_state(), BreakerState::Closed { failures: 1 });
+}
+
 #[tokio::test]
 async fn half_open_breaker_lets_only_one_probe_through() {
     let server = ScriptedServer::start(vec![answer(500, "")]).await;
