@@ -179,6 +179,108 @@ async fn chunked_post(h: &Harness, path: &str, body: &[u8]) -> (u16, String) {
     (status, text)
 }
 
+/// Writes `head` and then `body` completely, and only then reads the whole
+/// answer (the way Python's urllib does). Panics if the server cuts the
+/// connection while the body is still being written.
+async fn write_all_then_read(h: &Harness, head: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(h.server.addr())
+        .await
+        .unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // In pieces with short pauses, as a slow client would: the server has
+    // time to answer (and, without discarding, close) mid-body.
+    for piece in body.chunks(256 * 1024) {
+        socket
+            .write_all(piece)
+            .await
+            .expect("the server lets the whole body be written");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut answer = Vec::new();
+    socket
+        .read_to_end(&mut answer)
+        .await
+        .expect("the answer can be read");
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The answer's JSON body (after the blank line that ends the head).
+fn envelope_of(text: &str) -> serde_json::Value {
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("no JSON body ({e}): {text:?}"))
+}
+
+/// A client that writes a 2 MiB body in full before reading always gets the
+/// 413 envelope, never a reset connection: the plugin reads and discards the
+/// rest of an oversized body (up to 4x the limit) before answering.
+#[tokio::test]
+async fn an_oversized_body_written_in_full_before_reading_always_gets_its_413() {
+    let h = sqlite_server(ServerConfig::default()).await;
+    let body = vec![b' '; 2 * 1024 * 1024];
+    let head = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    for attempt in 0..50 {
+        let (status, text) = write_all_then_read(&h, &head, &body).await;
+        assert_eq!(status, 413, "attempt {attempt}: {text:?}");
+        let envelope = envelope_of(&text);
+        assert_envelope(&envelope, "bad_request");
+        assert_eq!(
+            envelope["details"]["limit_bytes"],
+            limits::BODY_MAX_BYTES,
+            "{envelope}"
+        );
+    }
+
+    // Chunked, without a declared length: the same.
+    let mut chunked = Vec::new();
+    for chunk in body.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /v1/search HTTP/1.1\r\nHost: localhost\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    for attempt in 0..10 {
+        let (status, text) = write_all_then_read(&h, head, &chunked).await;
+        assert_eq!(status, 413, "chunked attempt {attempt}: {text:?}");
+        assert_envelope(&envelope_of(&text), "bad_request");
+    }
+
+    // Drained to its end, the connection stays usable: a second request on
+    // it is answered.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(h.server.addr())
+        .await
+        .unwrap();
+    let keep = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(keep.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    socket
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+}
+
 #[tokio::test]
 async fn a_batch_over_sixteen_mebibytes_or_a_thousand_items_is_refused() {
     let h = server_with_namespace().await;

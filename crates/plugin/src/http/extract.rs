@@ -5,13 +5,29 @@
 //! accepted (existing v1 clients may omit it), the size limit is enforced
 //! while streaming (413), and type errors name the offending field through
 //! `serde_path_to_error`.
+//!
+//! An oversized body is read to its end and thrown away (up to
+//! [`DRAIN_FACTOR`] times the limit, for at most [`DRAIN_TIMEOUT`]) before
+//! the 413 goes out: a client that writes its whole body before reading the
+//! answer would otherwise meet a connection reset while still sending and
+//! never see the 413.
 
 use super::error::{ApiError, ApiResult};
+use axum::body::BodyDataStream;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, EXPECT};
 use futures::StreamExt;
 use memory_contract::limits;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// How much of an oversized body is read and discarded before the 413, as
+/// a multiple of the limit: bodies up to this size end cleanly.
+pub const DRAIN_FACTOR: u64 = 4;
+
+/// How long discarding an oversized body may take before the 413 goes out
+/// anyway (and the connection is closed).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A path parameter decoded by axum, with rejections turned into envelopes.
 #[derive(Debug, FromRequestParts)]
@@ -50,15 +66,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for LargeJsonBody<T> {
     }
 }
 
-/// Reads the whole body, refusing it with 413 as soon as it passes `limit`.
+/// Reads the whole body, refusing it with 413 once it passes `limit`. The
+/// rest of an oversized body is discarded first (see the module doc).
 pub async fn read_body(req: Request, limit: usize) -> ApiResult<Vec<u8>> {
-    // A declared length over the limit is refused before reading anything.
+    let cap = (limit as u64).saturating_mul(DRAIN_FACTOR);
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    // A declared length over the limit is refused without keeping anything.
+    // The body is discarded unless the client waits for `100 Continue`
+    // before sending it (then nothing was sent) or it is beyond the cap.
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        let waits_for_continue = req
+            .headers()
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits_for_continue && n <= cap {
+            discard(req.into_body().into_data_stream(), 0, cap).await;
+        }
         return Err(ApiError::payload_too_large(limit));
     }
     let mut stream = req.into_body().into_data_stream();
@@ -67,11 +94,29 @@ pub async fn read_body(req: Request, limit: usize) -> ApiResult<Vec<u8>> {
         let chunk = chunk
             .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
         if buf.len() + chunk.len() > limit {
+            let seen = (buf.len() + chunk.len()) as u64;
+            drop(buf);
+            discard(stream, seen, cap).await;
             return Err(ApiError::payload_too_large(limit));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// Reads and drops the rest of `stream` until it ends, more than `cap`
+/// bytes in all (counting the `seen` ones) have come, or [`DRAIN_TIMEOUT`]
+/// passes. Read to its end, the connection stays usable.
+async fn discard(mut stream: BodyDataStream, mut seen: u64, cap: u64) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while seen <= cap {
+            match stream.next().await {
+                Some(Ok(chunk)) => seen += chunk.len() as u64,
+                Some(Err(_)) | None => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Decodes `bytes` as one JSON value of type `T`.
