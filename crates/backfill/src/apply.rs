@@ -339,6 +339,8 @@ pub async fn run(ctx: ApplyContext<'_>) -> Result<ApplyReport, ApplyError> {
                 }
             }
             report.checkpoint = final_cursor;
+            report.checkpoint_namespace = Some(checkpoint::CHECKPOINT_NAMESPACE);
+            report.checkpoint_id = Some(slot.id);
             report.complete = all_done;
             report.remaining = legacy::count_after(ctx.pool, final_cursor).await?;
             if all_done {

@@ -17,6 +17,8 @@ pub enum Mode {
     Apply,
     /// Check that the plugin holds what the legacy table holds.
     Verify,
+    /// Remove the checkpoint from the plugin (after the cutover).
+    ForgetCheckpoint,
 }
 
 impl Mode {
@@ -26,6 +28,7 @@ impl Mode {
             Mode::DryRun => "-dry-run",
             Mode::Apply => "-apply",
             Mode::Verify => "-verify",
+            Mode::ForgetCheckpoint => "-forget-checkpoint",
         }
     }
 }
@@ -138,16 +141,20 @@ USAGE:
     memory-backfill -dry-run [-limit=N] [-workspace=UUID] [options]
     memory-backfill -apply   [-limit=N] [-workspace=UUID] [-restart] [options]
     memory-backfill -verify  [-verify-sample=N | -workspace=UUID | -all] [-seed=N] [options]
+    memory-backfill -forget-checkpoint [options]
 
-Exactly one of -dry-run, -apply, -verify. Flags take one or two dashes, and a
+Exactly one of -dry-run, -apply, -verify, -forget-checkpoint. Flags take one or two dashes, and a
 value after '=' or as the next argument (-limit=10000, --limit 10000).
 
 MODES:
     -dry-run            Read and map every row, write nothing; report counts per
                         scope, namespace kind and skip reason, columns not carried,
                         and (when the plugin can list) rows new/identical/different.
-    -apply              Copy rows; resumes after the checkpoint kept in the plugin.
+    -apply              Copy rows; resumes after the checkpoint kept in the plugin
+                        (a memory in the namespace custom:memory-backfill, left there).
     -verify             Check parity for 50 random non-removed workspaces.
+    -forget-checkpoint  After the cutover: remove the checkpoint from the plugin (and
+                        its namespace once empty). A later -apply starts from row one.
 
 OPTIONS:
     -limit=N            Scan at most N legacy rows in this run (apply, dry-run).
@@ -259,6 +266,7 @@ where
             "dry-run" | "dryrun" => raw.modes.push(Mode::DryRun),
             "apply" => raw.modes.push(Mode::Apply),
             "verify" => raw.modes.push(Mode::Verify),
+            "forget-checkpoint" => raw.modes.push(Mode::ForgetCheckpoint),
             "all" => raw.all = true,
             "restart" => raw.restart = true,
             "json" => raw.json = true,
@@ -353,7 +361,7 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
     let mode = match modes.as_slice() {
         [] => {
             return Err(usage(
-                "no mode given; choose exactly one of -dry-run, -apply, -verify (see -help)",
+                "no mode given; choose exactly one of -dry-run, -apply, -verify, -forget-checkpoint (see -help)",
             ))
         }
         [one] => *one,
@@ -388,6 +396,11 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
     }
     if raw.restart && mode != Mode::Apply {
         return Err(usage("-restart only applies to -apply"));
+    }
+    if mode == Mode::ForgetCheckpoint && (raw.limit.is_some() || raw.workspace.is_some()) {
+        return Err(usage(
+            "-forget-checkpoint removes the whole table's checkpoint; -limit and -workspace do not apply",
+        ));
     }
     if raw.restart && raw.workspace.is_some() {
         return Err(usage(
@@ -536,6 +549,21 @@ mod tests {
         assert!(err(&["-verify", "-all", &format!("-workspace={id}")]).contains("cannot"));
         assert!(err(&["-verify", "-all", "-seed=1"]).contains("sampled"));
         assert!(err(&["-verify", "-restart"]).contains("-restart"));
+    }
+
+    #[test]
+    fn forget_checkpoint_is_a_mode_of_its_own() {
+        assert_eq!(plan(&["-forget-checkpoint"]).mode, Mode::ForgetCheckpoint);
+        assert_eq!(
+            plan(&["--forget-checkpoint", "--json"]).mode,
+            Mode::ForgetCheckpoint
+        );
+        assert!(err(&["-apply", "-forget-checkpoint"]).contains("exactly one"));
+        assert!(err(&["-forget-checkpoint", "-limit=3"]).contains("do not apply"));
+        let id = "6f1d3c2e-8b1a-4c55-9e1b-1d2c3b4a5f60";
+        assert!(err(&["-forget-checkpoint", &format!("-workspace={id}")]).contains("do not apply"));
+        assert!(err(&["-forget-checkpoint", "-restart"]).contains("-restart"));
+        assert!(err(&["-forget-checkpoint", "-all"]).contains("-verify"));
     }
 
     #[test]

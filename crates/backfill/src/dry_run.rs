@@ -63,6 +63,10 @@ pub struct DryRunReport {
     pub diff: Option<Diff>,
     /// The stored checkpoint, and rows after it.
     pub checkpoint: Option<Uuid>,
+    /// The namespace and memory apply keeps its checkpoint in (not migrated
+    /// data). None with `-workspace`, which does not use it.
+    pub checkpoint_namespace: Option<&'static str>,
+    pub checkpoint_id: Option<Uuid>,
     pub remaining_after_checkpoint: Option<u64>,
     pub errors: u64,
     pub error_messages: Capped<String>,
@@ -147,6 +151,12 @@ impl fmt::Display for DryRunReport {
                 self.checkpoint
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "none".into())
+            );
+        }
+        if let (Some(ns), Some(id)) = (self.checkpoint_namespace, self.checkpoint_id) {
+            let _ = writeln!(
+                out,
+                "  checkpoint memory:  {id} in {ns} (apply's resume point, not a migrated row; kept after apply, -forget-checkpoint removes it)"
             );
         }
         let _ = writeln!(out, "  errors:             {}", self.errors);
@@ -305,20 +315,24 @@ pub async fn run(
 
     if plan.workspace.is_none() {
         match CheckpointSlot::for_legacy(pool).await {
-            Ok(slot) => match checkpoint::load(plugin, &slot).await {
-                Ok(cp) => {
-                    report.checkpoint = cp.and_then(|c| c.cursor);
-                    report.remaining_after_checkpoint =
-                        Some(legacy::count_after(pool, report.checkpoint).await?);
+            Ok(slot) => {
+                report.checkpoint_namespace = Some(checkpoint::CHECKPOINT_NAMESPACE);
+                report.checkpoint_id = Some(slot.id);
+                match checkpoint::load(plugin, &slot).await {
+                    Ok(cp) => {
+                        report.checkpoint = cp.and_then(|c| c.cursor);
+                        report.remaining_after_checkpoint =
+                            Some(legacy::count_after(pool, report.checkpoint).await?);
+                    }
+                    Err(e) => {
+                        report.errors += 1;
+                        report.error_messages.push(format!(
+                            "cannot read the checkpoint: {}",
+                            plugin::one_line(&e)
+                        ));
+                    }
                 }
-                Err(e) => {
-                    report.errors += 1;
-                    report.error_messages.push(format!(
-                        "cannot read the checkpoint: {}",
-                        plugin::one_line(&e)
-                    ));
-                }
-            },
+            }
             Err(e) => {
                 return Err(VerifyError::Legacy(LegacyError::Query {
                     context: "failed to identify the legacy table".into(),

@@ -127,6 +127,10 @@ pub struct ApplyReport {
     pub remaining: u64,
     /// Where the checkpoint stands after this run.
     pub checkpoint: Option<Uuid>,
+    /// The namespace and memory holding the checkpoint (not migrated data;
+    /// kept after the run). None for a `-workspace` run, which does not use it.
+    pub checkpoint_namespace: Option<&'static str>,
+    pub checkpoint_id: Option<Uuid>,
     /// The run went through the end of the table.
     pub complete: bool,
     /// Why the run stopped early, if it did.
@@ -265,6 +269,12 @@ impl fmt::Display for ApplyReport {
                 ""
             }
         );
+        if let (Some(ns), Some(id)) = (self.checkpoint_namespace, self.checkpoint_id) {
+            let _ = writeln!(
+                out,
+                "  checkpoint memory:  {id} in {ns} (kept; remove it after the cutover with -forget-checkpoint)"
+            );
+        }
         if let Some(why) = &self.stopped {
             let _ = writeln!(out, "  stopped early:      {why}");
         }

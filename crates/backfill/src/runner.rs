@@ -9,7 +9,7 @@ use crate::config::{self, ConfigError, LegacyDbConfig};
 use crate::legacy::{self, LegacySchema};
 use crate::plugin::Plugin;
 use crate::report::ApplyReport;
-use crate::{apply, dry_run, verify};
+use crate::{apply, checkpoint, dry_run, verify};
 use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -34,6 +34,7 @@ pub enum RunReport {
     Apply(ApplyReport),
     DryRun(dry_run::DryRunReport),
     Verify(verify::VerifyReport),
+    ForgetCheckpoint(checkpoint::ForgetReport),
 }
 
 impl RunReport {
@@ -43,6 +44,7 @@ impl RunReport {
             RunReport::Apply(r) => r.exit_code(),
             RunReport::DryRun(r) => r.exit_code(),
             RunReport::Verify(r) => r.exit_code(),
+            RunReport::ForgetCheckpoint(r) => r.exit_code(),
         }
     }
 }
@@ -53,6 +55,7 @@ impl fmt::Display for RunReport {
             RunReport::Apply(r) => r.fmt(f),
             RunReport::DryRun(r) => r.fmt(f),
             RunReport::Verify(r) => r.fmt(f),
+            RunReport::ForgetCheckpoint(r) => r.fmt(f),
         }
     }
 }
@@ -93,6 +96,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<RunReport, FatalErr
     // read one namespace per concurrent merge.
     let connections = match plan.mode {
         Mode::Apply => 4,
+        Mode::ForgetCheckpoint => 1,
         Mode::DryRun | Mode::Verify => plan.verify_concurrency() as u32 + 3,
     };
     let pool = connect_legacy(&db, connections).await?;
@@ -138,6 +142,10 @@ pub async fn run_with(
         Mode::Verify => verify::run(pool, plugin, schema, plan, show_progress)
             .await
             .map(RunReport::Verify)
+            .map_err(|e| FatalError::Setup(e.to_string())),
+        Mode::ForgetCheckpoint => checkpoint::forget(pool, plugin)
+            .await
+            .map(RunReport::ForgetCheckpoint)
             .map_err(|e| FatalError::Setup(e.to_string())),
     }
 }

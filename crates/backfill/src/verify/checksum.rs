@@ -18,12 +18,18 @@
 //! the plugin keeps one: the plugin stamped its own) sends its bucket to
 //! the merge too.
 //!
+//! The backfill's own checkpoint memories (namespace
+//! `custom:memory-backfill`) are taken out of the plugin's buckets first:
+//! they are not migrated rows, and would otherwise send their buckets to
+//! the merge.
+//!
 //! When many buckets differ (a plugin that also holds other data, or a run
 //! far from parity) the whole id space is merged by the `scan` method
 //! instead, which is cheaper than many small merges.
 
 use super::scan::{self, judge, IdRange, Placed, WholeTable};
 use super::{may_be_too_large_len, AbortOnDrop, VerifyError, VerifyReport};
+use crate::checkpoint::{self, CHECKPOINT_NAMESPACE};
 use crate::legacy::{self, LegacyError};
 use crate::mapping::{Carry, Scope};
 use crate::plugin;
@@ -34,7 +40,7 @@ use memory_contract::checksum::{
     bucket_index, bucket_name, bucket_range, memory_digest, memory_digest_bytes, parse_digest,
     Accumulator,
 };
-use memory_contract::limits;
+use memory_contract::{limits, Memory};
 use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use sqlx::Row;
@@ -126,7 +132,11 @@ pub(super) async fn check(table: &WholeTable<'_>) -> Result<VerifyReport, Verify
                         plugin::one_line(&e)
                     )
                 })?;
-            wire_buckets(answer, prefix)
+            let buckets = wire_buckets(answer, prefix)?;
+            // Unreadable, they stay in: their buckets are merged, which
+            // leaves them out as well.
+            let own = checkpoint::stored(&client).await.unwrap_or_default();
+            Ok(without_own(buckets, &own, prefix, carry.created_at))
         }))
     };
     let legacy_side = legacy_side(table, prefix).await?;
@@ -198,6 +208,28 @@ async fn fall_back(table: &WholeTable<'_>, reason: String) -> Result<VerifyRepor
     report.warnings.push(format!("checksum method: {reason}"));
     report.method = "scan";
     Ok(report)
+}
+
+/// `buckets` without the backfill's own memories among `own` (those of the
+/// checkpoint namespace), digested as the plugin digests them.
+fn without_own(mut buckets: Buckets, own: &[Memory], prefix: u32, created_at: bool) -> Buckets {
+    for m in own.iter().filter(|m| m.namespace == CHECKPOINT_NAMESPACE) {
+        let index = bucket_index(m.id, prefix);
+        let digest = memory_digest(
+            m.id,
+            &m.namespace,
+            &m.content,
+            created_at.then_some(m.created_at),
+        );
+        if let Some(bucket) = buckets.get_mut(&index) {
+            bucket.0 = bucket.0.saturating_sub(1);
+            bucket.1 ^= digest;
+            if bucket.0 == 0 {
+                buckets.remove(&index);
+            }
+        }
+    }
+    buckets
 }
 
 /// The plugin's buckets by index; a malformed answer is refused.
@@ -396,6 +428,51 @@ mod tests {
                     digest: d.to_string(),
                 })
                 .collect(),
+        }
+    }
+
+    fn memory(id: Uuid, namespace: &str, content: &str) -> Memory {
+        Memory {
+            id,
+            namespace: namespace.into(),
+            content: content.into(),
+            kind: memory_contract::MemoryKind::Checkpoint,
+            source: memory_contract::MemorySource::Runtime,
+            expires_at: None,
+            propagation: None,
+            pin: false,
+            created_at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),
+            score: None,
+        }
+    }
+
+    #[test]
+    fn the_checkpoint_namespace_is_taken_out_of_the_plugin_buckets() {
+        let migrated = memory(Uuid::from_u128(0x00a1 << 112), "workspace:w", "row");
+        let own = memory(Uuid::from_u128(0x00a2 << 112), CHECKPOINT_NAMESPACE, "{}");
+        let alone = memory(Uuid::from_u128(0x0ff0 << 112), CHECKPOINT_NAMESPACE, "{}");
+        for created_at in [false, true] {
+            let mut plugin = Accumulator::new(3);
+            let mut legacy = Accumulator::new(3);
+            for m in [&migrated, &own, &alone] {
+                let digest = memory_digest(
+                    m.id,
+                    &m.namespace,
+                    &m.content,
+                    created_at.then_some(m.created_at),
+                );
+                plugin.add(m.id, digest);
+                if m.namespace != CHECKPOINT_NAMESPACE {
+                    legacy.add(m.id, digest);
+                }
+            }
+            let buckets: Buckets = plugin.iter().map(|(i, n, d)| (i, (n, d))).collect();
+            // Only memories of the checkpoint namespace are taken out.
+            let others = [migrated.clone(), own.clone(), alone.clone()];
+            let left = without_own(buckets, &others, 3, created_at);
+            let want: Buckets = legacy.iter().map(|(i, n, d)| (i, (n, d))).collect();
+            assert_eq!(left, want, "created_at {created_at}");
+            assert!(!left.contains_key(&0x0ff), "an emptied bucket is gone");
         }
     }
 

@@ -18,6 +18,11 @@
 //! returned fewer than 100 memories was seen whole, so a row absent from it is
 //! definitely missing; a row not found in a larger namespace makes the
 //! workspace *unverified* (with the reason), never a mismatch.
+//!
+//! The backfill's own checkpoint memories (namespace
+//! `custom:memory-backfill`) are never counted as plugin rows: `checksum`
+//! takes them out of the plugin's buckets, `scan` drops them from its pages,
+//! and `list` and search read only the namespaces legacy rows map to.
 
 mod checksum;
 mod list;

@@ -17,6 +17,7 @@
 use super::{
     compare, may_be_too_large, AbortOnDrop, Mismatch, MismatchKind, VerifyError, VerifyReport,
 };
+use crate::checkpoint::CHECKPOINT_NAMESPACE;
 use crate::legacy::{self, LegacyError, LegacyRow};
 use crate::mapping::{self, Carry, Scope, Skip};
 use crate::plugin::{self, Plugin};
@@ -213,11 +214,15 @@ fn range_sql(range: IdRange) -> String {
     )
 }
 
-/// Every plugin memory of `range`, in id order, page by page. A plugin that
-/// answers ids past the range (it ignored `before`) is cut off there.
+/// Every plugin memory of `range`, in id order, page by page, but the
+/// backfill's own (its checkpoint namespace): they are not migrated rows. A
+/// plugin that answers ids past the range (it ignored `before`) is cut off
+/// there.
 async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, String> {
     let mut out: Vec<Memory> = Vec::new();
     let mut after = range.after;
+    // The last id read, kept or not.
+    let mut last: Option<Uuid> = None;
     loop {
         let page = client
             .scan_memories(after, range.before(), limits::LIST_LIMIT_MAX)
@@ -231,10 +236,8 @@ async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, S
             })?;
         let full = page.next_after.is_some() && !page.memories.is_empty();
         for m in page.memories {
-            if let Some(last) = out.last() {
-                if last.id >= m.id {
-                    return Err("the plugin's scan is not in id order; cannot merge".into());
-                }
+            if last.is_some_and(|last| last >= m.id) {
+                return Err("the plugin's scan is not in id order; cannot merge".into());
             }
             if !range.contains(m.id) {
                 if range.upto.is_some_and(|u| m.id > u) {
@@ -246,10 +249,13 @@ async fn fetch_interval(client: Client, range: IdRange) -> Result<Vec<Memory>, S
                     m.id
                 ));
             }
-            out.push(m);
+            last = Some(m.id);
+            if m.namespace != CHECKPOINT_NAMESPACE {
+                out.push(m);
+            }
         }
-        match (full, out.last()) {
-            (true, Some(last)) => after = Some(last.id),
+        match (full, last) {
+            (true, Some(last)) => after = Some(last),
             _ => return Ok(out),
         }
     }
