@@ -45,6 +45,20 @@ pub fn ensure_installed(requirement: &str, no_deps: bool) -> Result<PathBuf, Str
     install_locked(&venv, requirement, no_deps)
 }
 
+/// Like [`ensure_installed`], in a virtualenv of its own under
+/// `target/testkit/` (next to the shared one), for a tool whose
+/// dependencies must not meet the shared virtualenv's (the MCP SDK).
+/// Returns its `bin` directory.
+///
+/// # Errors
+///
+/// As [`ensure_installed`].
+pub fn ensure_installed_apart(name: &str, requirement: &str) -> Result<PathBuf, String> {
+    let venv = venv_dir().with_file_name(format!("venv-{name}"));
+    let _lock = lock(&venv)?;
+    install_locked(&venv, requirement, false)
+}
+
 /// The `site-packages` directory of the virtualenv whose `bin` is `venv_bin`.
 pub fn site_packages(venv_bin: &Path) -> Result<PathBuf, String> {
     let lib = venv_bin

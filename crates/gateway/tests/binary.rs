@@ -1,0 +1,258 @@
+//! The `memory-gateway` binary as an operator runs it: zero set-up (embedded
+//! plugin, SQLite workspaces, generated secret), the token and workspace
+//! commands, exit codes, and logs without secrets.
+
+mod common;
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_memory-gateway");
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memory-gateway-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the binary in `dir` with a clean environment.
+fn gateway(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+#[test]
+fn help_lists_every_setting() {
+    let out = gateway(&scratch(), &["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for needle in [
+        "MEMORY_PLUGIN_URL",
+        "MEMORY_PLUGIN_TOKEN",
+        "MEMORY_PLUGIN_TIMEOUT",
+        "MEMORY_GATEWAY_STORE_URL",
+        "DATABASE_URL",
+        "MEMORY_GATEWAY_LISTEN_ADDR",
+        "MEMORY_GATEWAY_SECRET",
+        "MEMORY_GATEWAY_RATE_LIMIT",
+        "MEMORY_GATEWAY_RATE_BURST",
+        "MEMORY_GATEWAY_LOG",
+        "stdio",
+        "token",
+        "workspace",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn workspace_and_token_commands_manage_the_local_set_up() {
+    let dir = scratch();
+    let out = gateway(&dir, &["workspace", "add", "--name", "acme"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = stdout(&out);
+    let out = gateway(
+        &dir,
+        &["workspace", "add", "--name", "research", "--parent", &root],
+    );
+    let child = stdout(&out);
+    let out = gateway(&dir, &["workspace", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let first = gateway(&dir, &["token", "--workspace", &child, "--ttl", "30d"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let secret_file = dir.join("memory-gateway.secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let secret = memory_gateway::auth::Secret::load_or_create(&secret_file).unwrap();
+    let caller = memory_gateway::auth::verify(&secret, &stdout(&first)).unwrap();
+    assert_eq!(
+        caller,
+        memory_gateway::auth::Caller::Workspace(child.parse().unwrap())
+    );
+    // The same file signs the next token.
+    let second = gateway(&dir, &["token", "--workspace", &root]);
+    assert!(memory_gateway::auth::verify(&secret, &stdout(&second)).is_ok());
+    let admin = gateway(&dir, &["token", "--admin"]);
+    assert_eq!(
+        memory_gateway::auth::verify(&secret, &stdout(&admin)),
+        Ok(memory_gateway::auth::Caller::Admin)
+    );
+
+    for (args, needle) in [
+        (
+            vec![
+                "token",
+                "--workspace",
+                "00000000-0000-0000-0000-000000000009",
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["token", "--workspace", &child, "--ttl", "3 weeks"],
+            "--ttl",
+        ),
+        (
+            vec![
+                "workspace",
+                "add",
+                "--name",
+                "x",
+                "--parent",
+                "00000000-0000-0000-0000-000000000009",
+            ],
+            "no workspace",
+        ),
+        (
+            vec![
+                "workspace",
+                "remove",
+                "00000000-0000-0000-0000-000000000009",
+            ],
+            "no workspace",
+        ),
+        (
+            vec![
+                "--database-url",
+                "mysql://u:hunter2@h/db",
+                "workspace",
+                "list",
+            ],
+            "must start with",
+        ),
+    ] {
+        let out = gateway(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+    }
+    let out = gateway(&dir, &["workspace", "remove", &child]);
+    assert!(out.status.success());
+    let out = gateway(&dir, &["token", "--workspace", &child]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unreachable_platform_database_is_one_line_without_its_password() {
+    let out = gateway(
+        &scratch(),
+        &[
+            "--database-url",
+            "postgres://app:hunter2@127.0.0.1:1/platform",
+            "workspace",
+            "list",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("memory-gateway: error:"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("***"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_configuration_it_serves_agents_on_an_embedded_store() {
+    let dir = scratch();
+    let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
+    let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/v1/health")).await {
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["plugin"], "ok");
+            assert_eq!(body["database"], "ok");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unauthorised = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    let mcp = common::connect(&format!("{base}/mcp"), &token).await;
+    common::ok_json(
+        &mcp,
+        "commit_memory",
+        json!({"content": "works out of the box; SECRET_TOKEN=abcd1234efgh5678ijkl"}),
+    )
+    .await;
+    let rows = common::ok_json(&mcp, "recall_memory", json!({})).await;
+    assert!(rows[0]["content"].as_str().unwrap().contains("[REDACTED:"));
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("memory_gateway_tool_calls_total{tool=\"commit_memory\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    drop(mcp);
+
+    // SIGTERM: a clean stop, and the logs hold neither the token nor the secret.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let secret = std::fs::read_to_string(dir.join("memory-gateway.secret")).unwrap();
+    assert!(!logs.contains(secret.trim()));
+    assert!(!logs.contains(&token));
+    assert!(!logs.contains("abcd1234efgh5678ijkl"));
+    assert!(dir.join("memory-gateway-memories.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
