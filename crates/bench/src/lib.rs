@@ -11,6 +11,7 @@
 
 pub mod child;
 pub mod floors;
+pub mod gateway;
 pub mod legacy;
 pub mod load;
 pub mod machine;

@@ -40,7 +40,38 @@ impl PluginProcess {
             ("MEMORY_PLUGIN_LOG", "warn".to_string()),
         ];
         all_env.extend(env.iter().cloned());
-        let child = MeasuredChild::spawn(label, binary, &[], &all_env, log_dir)
+        Self::start_server(label, binary, port, &all_env, log_dir).await
+    }
+
+    /// Starts `memory-gateway` on a free local port with the extra `env`
+    /// and waits until its `/v1/health` answers 200.
+    ///
+    /// # Errors
+    ///
+    /// As [`PluginProcess::start`].
+    pub async fn start_gateway(
+        label: &str,
+        binary: &Path,
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) -> Result<PluginProcess> {
+        let port = free_port()?;
+        let mut all_env = vec![
+            ("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}")),
+            ("MEMORY_GATEWAY_LOG", "warn".to_string()),
+        ];
+        all_env.extend(env.iter().cloned());
+        Self::start_server(label, binary, port, &all_env, log_dir).await
+    }
+
+    async fn start_server(
+        label: &str,
+        binary: &Path,
+        port: u16,
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) -> Result<PluginProcess> {
+        let child = MeasuredChild::spawn(label, binary, &[], env, log_dir)
             .with_context(|| format!("failed to start {}", binary.display()))?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)

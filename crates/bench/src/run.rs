@@ -3,8 +3,8 @@
 //!
 //! Order: legacy data; floor (a), the in-database copy; (b) backfill apply;
 //! (d) verify-all and its anti-join floor; (c) the naive slice; (f) search
-//! and (e) commit load on the Postgres plugin against direct SQL; (h) its
-//! peak memory; (g) the same plugin figures on SQLite. Everything lives in
+//! and (e) commit load on the Postgres plugin against direct SQL; (i) the
+//! gateway in front of it against the plugin alone; (h) its peak memory; (g) the same plugin figures on SQLite. Everything lives in
 //! one scratch database and one temporary directory, both removed at the
 //! end, also after an error, a panic or Ctrl-C.
 
@@ -48,6 +48,7 @@ const SEARCH_LIMIT: i64 = 20;
 pub struct Binaries {
     pub plugin: PathBuf,
     pub backfill: PathBuf,
+    pub gateway: PathBuf,
 }
 
 /// Everything a run produced.
@@ -101,7 +102,7 @@ pub fn build_binaries() -> Result<()> {
         return Ok(());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    progress("building memory-plugin and memory-backfill (release)");
+    progress("building memory-plugin, memory-backfill and memory-gateway (release)");
     let status = std::process::Command::new(cargo)
         .args([
             "build",
@@ -110,13 +111,15 @@ pub fn build_binaries() -> Result<()> {
             "memory-plugin",
             "-p",
             "memory-backfill",
+            "-p",
+            "memory-gateway",
         ])
         .current_dir(&workspace)
         .stdout(std::process::Stdio::null())
         .status()
-        .context("cannot run cargo to build memory-plugin and memory-backfill")?;
+        .context("cannot run cargo to build memory-plugin, memory-backfill and memory-gateway")?;
     if !status.success() {
-        bail!("cargo build --release -p memory-plugin -p memory-backfill failed ({status})");
+        bail!("cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway failed ({status})");
     }
     Ok(())
 }
@@ -138,11 +141,12 @@ pub fn locate_binaries(dir: Option<&Path>) -> Result<Binaries> {
     let found = Binaries {
         plugin: dir.join("memory-plugin"),
         backfill: dir.join("memory-backfill"),
+        gateway: dir.join("memory-gateway"),
     };
-    for bin in [&found.plugin, &found.backfill] {
+    for bin in [&found.plugin, &found.backfill, &found.gateway] {
         if !bin.is_file() {
             bail!(
-                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill` \
+                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway` \
                  or pass --bin-dir",
                 bin.display()
             );
@@ -511,6 +515,23 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             "direct INSERT",
         );
     }
+
+    // (i) the gateway in front of the same plugin.
+    crate::gateway::gateway_figures(
+        crate::gateway::GatewaySetup {
+            binary: &ctx.bins.gateway,
+            database_url: ctx.scratch.url().as_str(),
+            plugin: &plugin.handle(),
+            plugin_url: plugin.base_url(),
+            pool: &pool,
+            log_dir: &ctx.work_dir,
+            search_bounds: search_bounds(plan),
+            commit_bounds: commit_bounds(plan),
+            terms: SEARCH_TERMS,
+        },
+        &mut out,
+    )
+    .await?;
 
     // (h) the Postgres plugin's peak memory.
     let exit = plugin.stop().await;
