@@ -300,6 +300,14 @@ fn parse_scope(text: Option<&str>) -> Result<Option<LegacyScope>, ToolError> {
     }
 }
 
+/// The namespace a write names, or the caller's own when it names none.
+fn chosen_or_own(namespace: Option<String>, access: &WorkspaceAccess) -> String {
+    namespace
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| access.workspace_namespace().to_string())
+}
+
 fn namespace_kind(name: &str) -> NamespaceKind {
     match name.split_once(':').map(|(k, _)| k) {
         Some("workspace") => NamespaceKind::Workspace,
@@ -517,11 +525,7 @@ impl Gateway {
         };
         let expires_at = parse_expires_at(args.expires_at.as_deref(), Utc::now())?;
         let access = self.access(ws).await?;
-        let namespace = args
-            .namespace
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| access.workspace_namespace().to_string());
+        let namespace = chosen_or_own(args.namespace, &access);
         let ack = self
             .write(
                 ws, &access, &namespace, &content, kind, expires_at, args.pin,
@@ -545,11 +549,7 @@ impl Gateway {
         let expires_at = parse_expires_at(args.expires_at.as_deref(), now)?
             .unwrap_or_else(|| now + chrono::Duration::from_std(SUMMARY_TTL).unwrap_or_default());
         let access = self.access(ws).await?;
-        let namespace = args
-            .namespace
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| access.workspace_namespace().to_string());
+        let namespace = chosen_or_own(args.namespace, &access);
         let ack = self
             .write(
                 ws,

@@ -33,6 +33,13 @@ fn run(args: &[String]) -> Value {
         "the Python MCP client failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The SDK logs a warning for any answer it did not expect (a session
+    // end other than 200/204, say).
+    assert!(
+        !stderr.contains("WARNING") && !stderr.contains("failed"),
+        "the Python MCP client complained:\n{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("bad output {stdout:?}: {e}"))
