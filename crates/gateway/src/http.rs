@@ -1,5 +1,7 @@
 //! The gateway's HTTP surface: MCP over Streamable HTTP at `/mcp` behind
-//! bearer-token auth, `/v1/health` and `/metrics`.
+//! bearer-token auth, `/v1/health` and `/metrics`, the REST surface of the
+//! memory inspector ([`crate::rest`], same auth) and its page at `/ui`
+//! ([`crate::ui`]).
 
 use crate::auth::{self, AuthError, Secret};
 use crate::mcp::MemoryTools;
@@ -112,6 +114,14 @@ async fn not_found() -> Response {
     envelope(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+async fn method_not_allowed() -> Response {
+    envelope(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not answer that method",
+    )
+}
+
 /// The whole HTTP surface. `stop` ends open MCP streams at shutdown.
 pub fn router(state: AppState, stop: CancellationToken) -> Router {
     let gateway = state.gateway.clone();
@@ -133,6 +143,12 @@ pub fn router(state: AppState, stop: CancellationToken) -> Router {
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .merge(protected)
+        .merge(
+            crate::rest::routes()
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_token)),
+        )
+        .merge(crate::ui::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

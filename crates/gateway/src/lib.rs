@@ -16,4 +16,6 @@ pub mod http;
 pub mod limit;
 pub mod mcp;
 pub mod metrics;
+pub mod rest;
 pub mod service;
+pub mod ui;

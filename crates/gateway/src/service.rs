@@ -73,7 +73,7 @@ impl From<DirectoryError> for ToolError {
 }
 
 /// Maps a plugin failure to what the agent is told.
-fn plugin_error(e: ClientError, doing: &str) -> ToolError {
+pub fn plugin_error(e: ClientError, doing: &str) -> ToolError {
     match &e {
         ClientError::Api { status, error } if *status < 500 && *status != 429 => {
             tracing::warn!(status, code = %error.code, "plugin refused a request while {doing}");
@@ -283,7 +283,12 @@ fn parse_expires_at(
     Ok(Some(at))
 }
 
-fn parse_kind(text: &str) -> Result<MemoryKind, ToolError> {
+/// A memory kind from `fact`, `summary` or `checkpoint` (any case).
+///
+/// # Errors
+///
+/// `Invalid` naming the accepted kinds.
+pub fn parse_kind(text: &str) -> Result<MemoryKind, ToolError> {
     text.trim().to_ascii_lowercase().parse().map_err(|_| {
         ToolError::Invalid(format!(
             "unknown kind {text:?}: use fact, summary or checkpoint"
@@ -362,13 +367,32 @@ impl Gateway {
         })
     }
 
+    /// Whether the gateway can turn a query into an embedding. It cannot
+    /// yet, so semantic search is offered nowhere, even when the plugin
+    /// advertises `embedding`.
+    pub fn can_embed(&self) -> bool {
+        false
+    }
+
+    /// Takes one call from `workspace`'s rate-limit bucket (REST calls
+    /// count like tool calls).
+    ///
+    /// # Errors
+    ///
+    /// `RateLimited` with the wait when the bucket is empty.
+    pub fn check_rate(&self, workspace: Uuid) -> Result<(), ToolError> {
+        self.limiter.take(workspace).map_err(|wait| {
+            ToolError::RateLimited(format!(
+                "rate limit reached for this workspace; retry in {wait:.1} s"
+            ))
+        })
+    }
+
     /// Runs one tool for `workspace`: rate limit, the tool, metrics.
     pub async fn call_tool(&self, workspace: Uuid, tool: &str, args: Value) -> ToolAnswer {
         let started = Instant::now();
-        let result = match self.limiter.take(workspace) {
-            Err(wait) => Err(ToolError::RateLimited(format!(
-                "rate limit reached for this workspace; retry in {wait:.1} s"
-            ))),
+        let result = match self.check_rate(workspace) {
+            Err(e) => Err(e),
             Ok(()) => self.dispatch(workspace, tool, args).await,
         };
         let outcome = match &result {
@@ -685,8 +709,68 @@ impl Gateway {
         )))
     }
 
-    /// Searches the plugin; the namespaces are already checked.
-    async fn search(
+    /// An operator's deletion in `workspace`'s namespaces: any namespace it
+    /// may read (the given one, or the first holding the memory), audited
+    /// with actor `admin`. Answers the namespace the memory was in.
+    ///
+    /// # Errors
+    ///
+    /// `Denied` for a namespace outside the workspace's readable set,
+    /// `NotFound` when no such memory is there, `Unavailable` for the store.
+    pub async fn forget_as_admin(
+        &self,
+        ws: Uuid,
+        id: Uuid,
+        namespace: Option<String>,
+    ) -> Result<String, ToolError> {
+        let access = self.access(ws).await?;
+        let candidates: Vec<String> = match namespace
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+        {
+            Some(ns) if access.can_read(&ns) => vec![ns],
+            Some(ns) => {
+                return Err(ToolError::Denied(format!(
+                    "namespace {ns:?} is not one of workspace {ws}'s namespaces"
+                )))
+            }
+            None => access.readable().iter().map(|e| e.name.clone()).collect(),
+        };
+        for ns in candidates.iter() {
+            match self.plugin.forget(id, ns).await {
+                Ok(()) => {
+                    tracing::info!(workspace = %ws, namespace = %ns, memory = %id, "memory forgotten by an operator");
+                    let entry = AuditEntry {
+                        at: Utc::now(),
+                        action: "delete",
+                        actor: "admin".to_string(),
+                        workspace: Some(ws),
+                        namespace: ns.clone(),
+                        memory_id: id,
+                        content_sha256: None,
+                    };
+                    if let Err(e) = self.directory.audit(&entry).await {
+                        tracing::error!(workspace = %ws, namespace = %ns, memory = %id, error = %e, "audit of an operator's deletion failed; the memory was deleted");
+                    }
+                    return Ok(ns.clone());
+                }
+                Err(ClientError::Api { status: 404, .. }) => continue,
+                Err(e) => return Err(plugin_error(e, "forgetting a memory")),
+            }
+        }
+        Err(ToolError::NotFound(format!(
+            "no memory {id} in {}",
+            candidates.join(", ")
+        )))
+    }
+
+    /// Searches the plugin. The caller has already checked `namespaces`
+    /// against the workspace's access; rows of other namespaces are dropped.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for an oversized query, `Unavailable` for the store.
+    pub async fn search(
         &self,
         namespaces: Vec<String>,
         query: Option<String>,
