@@ -22,7 +22,14 @@
     generation: 0,
     queue: [],
     rendering: false,
+    loading: false,
   };
+
+  // `data-busy` on the list says whether a page is being fetched or drawn
+  // (for people's assistive tools and for the browser test).
+  function markBusy() {
+    $("list").dataset.busy = state.loading || state.rendering ? "1" : "0";
+  }
 
   // ---- small DOM helpers (text only) -----------------------------------
 
@@ -121,7 +128,7 @@
       ? "The memory store is unreachable."
       : "The gateway refused this request.";
     $("banner-text").textContent = unavailable
-      ? " The list below is not \u201cno memories\u201d: nothing could be read. " + error.message
+      ? " Nothing could be read, so an empty list here would not mean \u201cno memories\u201d. (" + error.message + ")"
       : " " + error.message;
     $("banner").classList.toggle("banner-down", unavailable);
     show($("banner"), true);
@@ -193,17 +200,18 @@
       setTtl(ttl, now);
       meta.appendChild(ttl);
     }
+    const id = el("code", "id", m.id);
+    id.title = "Memory id";
+    meta.appendChild(id);
     const created = el("time", "created", createdText(m.created_at));
     created.dateTime = m.created_at;
-    created.title = m.created_at;
+    created.title = "Created " + m.created_at;
     meta.appendChild(created);
     li.appendChild(meta);
 
-    li.appendChild(el("p", "content", m.content));
-
+    const body = el("div", "body");
+    body.appendChild(el("p", "content", m.content));
     const actions = el("div", "actions");
-    const id = el("code", "id", m.id);
-    actions.appendChild(id);
     if (m.can_forget) {
       const forget = el("button", "forget secondary", "Forget");
       forget.type = "button";
@@ -231,7 +239,8 @@
     } else {
       actions.appendChild(el("span", "readonly", "read-only here"));
     }
-    li.appendChild(actions);
+    body.appendChild(actions);
+    li.appendChild(body);
     return li;
   }
 
@@ -241,6 +250,7 @@
     for (const m of memories) state.queue.push(m);
     if (!state.rendering) {
       state.rendering = true;
+      markBusy();
       window.requestAnimationFrame(renderChunk);
     }
   }
@@ -258,6 +268,7 @@
     } else {
       state.rendering = false;
       $("list").dataset.rendered = String(state.shown);
+      markBusy();
     }
   }
 
@@ -319,6 +330,8 @@
     const params = listQuery();
     if (!reset && state.cursor) params.set("after", state.cursor);
     more.disabled = true;
+    state.loading = true;
+    markBusy();
     try {
       const page = await api("GET", wsPath("/v2/memories?" + params.toString()));
       if (generation !== state.generation) return;
@@ -337,6 +350,8 @@
       show($("empty"), false);
     } finally {
       more.disabled = false;
+      state.loading = false;
+      markBusy();
     }
   }
 
@@ -505,6 +520,12 @@
   document.addEventListener("DOMContentLoaded", () => {
     takeTokenFromFragment();
     wire();
+    start();
+  });
+  // A link with a new #token= opened in this tab switches to that token.
+  window.addEventListener("hashchange", () => {
+    if (!/(^#|&)token=/.test(window.location.hash)) return;
+    takeTokenFromFragment();
     start();
   });
 })();
