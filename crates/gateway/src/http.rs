@@ -131,8 +131,16 @@ pub fn router(state: AppState, stop: CancellationToken) -> Router {
         // Every request carries a bearer token that a page from another
         // origin cannot supply, so the Host check against DNS rebinding is
         // not needed and would break deployments behind a name.
+        //
+        // Stateless, with plain JSON answers: every tool call is one POST
+        // answered by one JSON body, with no session to keep or route, since
+        // the gateway keeps no state between calls anyway (each re-derives
+        // the caller from its token and its namespaces from the tree).
         StreamableHttpServerConfig::default()
             .disable_allowed_hosts()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_sse_keep_alive(None)
             .with_cancellation_token(stop),
     );
     let protected = Router::new()
