@@ -81,8 +81,13 @@ fn schema(value: Value) -> Arc<serde_json::Map<String, Value>> {
     }
 }
 
-/// The tools, with their descriptions and input schemas.
-pub fn tools() -> Vec<Tool> {
+/// The tools, with their descriptions and input schemas (built once).
+pub fn tools() -> &'static [Tool] {
+    static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(build_tools)
+}
+
+fn build_tools() -> Vec<Tool> {
     let content = json!({
         "type": "string",
         "description": "The text to remember: one self-contained fact, decision or note, at most 32 KiB. \
@@ -221,11 +226,11 @@ impl ServerHandler for MemoryTools {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools()))
+        Ok(ListToolsResult::with_all_items(tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools().into_iter().find(|t| t.name == name)
+        tools().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(

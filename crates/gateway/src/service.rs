@@ -329,7 +329,14 @@ pub struct Gateway {
     redactor: Redactor,
     metrics: Metrics,
     limiter: RateLimiter,
+    /// The access each workspace had at its last call: only a guess that
+    /// lets a read start while the access is derived again (see
+    /// [`Gateway::read_as`]); never used to allow anything by itself.
+    last_access: std::sync::Mutex<std::collections::HashMap<Uuid, WorkspaceAccess>>,
 }
+
+/// Most workspaces whose last access is remembered.
+const LAST_ACCESS_CAP: usize = 100_000;
 
 impl Gateway {
     pub fn new(directory: Directory, plugin: Client, limiter: RateLimiter) -> Self {
@@ -339,6 +346,61 @@ impl Gateway {
             redactor: Redactor::new(),
             metrics: Metrics::default(),
             limiter,
+            last_access: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Runs the read `plan` for `ws` under its access as derived now.
+    ///
+    /// The access is always derived again from the live tree. When the
+    /// workspace's previous access is known, the read under it starts at
+    /// the same time (reads only: nothing changes), and its answer is kept
+    /// only if the fresh access is the same; otherwise it is thrown away and
+    /// the read runs again under the fresh access. A removed workspace gets
+    /// its refusal, whatever the guess returned. This hides the tree lookup
+    /// behind the plugin's search for the common case of an unchanged tree.
+    ///
+    /// # Errors
+    ///
+    /// The access refusal, or the read's own error.
+    pub async fn read_as<T, F, Fut>(&self, ws: Uuid, plan: F) -> Result<T, ToolError>
+    where
+        F: Fn(&WorkspaceAccess) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ToolError>>,
+    {
+        let guess = self
+            .last_access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ws)
+            .cloned();
+        let (fresh, speculative) = match &guess {
+            Some(g) => {
+                let (fresh, read) = tokio::join!(self.access(ws), plan(g));
+                (fresh, Some(read))
+            }
+            None => (self.access(ws).await, None),
+        };
+        let fresh = match fresh {
+            Ok(a) => a,
+            Err(e) => {
+                self.last_access
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&ws);
+                return Err(e);
+            }
+        };
+        {
+            let mut last = self.last_access.lock().unwrap_or_else(|p| p.into_inner());
+            if last.len() >= LAST_ACCESS_CAP && !last.contains_key(&ws) {
+                last.clear();
+            }
+            last.insert(ws, fresh.clone());
+        }
+        match (guess, speculative) {
+            (Some(g), Some(read)) if g == fresh => read,
+            _ => plan(&fresh).await,
         }
     }
 
@@ -494,25 +556,25 @@ impl Gateway {
         args: RecallMemoryArgs,
     ) -> Result<String, ToolError> {
         let scope = parse_scope(args.scope.as_deref())?;
-        let access = self.access(ws).await?;
-        let namespaces: Vec<String> = match scope {
-            Some(LegacyScope::Local) => vec![access.workspace_namespace().to_string()],
-            Some(LegacyScope::Team) => vec![
-                access.workspace_namespace().to_string(),
-                access.team_namespace().to_string(),
-            ],
-            Some(LegacyScope::Global) | None => {
-                access.readable().iter().map(|e| e.name.clone()).collect()
-            }
-        };
+        let query = args.query;
         let memories = self
-            .search(
-                namespaces,
-                args.query,
-                None,
-                RECALL_LIMIT,
-                "recalling memories",
-            )
+            .read_as(ws, |access| {
+                let namespaces: Vec<String> = match scope {
+                    Some(LegacyScope::Local) => vec![access.workspace_namespace().to_string()],
+                    Some(LegacyScope::Team) => vec![
+                        access.workspace_namespace().to_string(),
+                        access.team_namespace().to_string(),
+                    ],
+                    Some(LegacyScope::Global) | None => {
+                        access.readable().iter().map(|e| e.name.clone()).collect()
+                    }
+                };
+                let query = query.clone();
+                async move {
+                    self.search(namespaces, query, None, RECALL_LIMIT, "recalling memories")
+                        .await
+                }
+            })
             .await?;
         if memories.is_empty() {
             return Ok("No memories found.".to_string());
@@ -630,28 +692,37 @@ impl Gateway {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let access = self.access(ws).await?;
-        let namespaces: Vec<String> = match args.namespaces {
-            None => access.readable().iter().map(|e| e.name.clone()).collect(),
-            Some(list) if list.is_empty() => {
-                access.readable().iter().map(|e| e.name.clone()).collect()
-            }
-            Some(list) => {
-                let mut kept: Vec<String> = Vec::new();
-                for name in list {
-                    let name = name.trim().to_string();
-                    if access.can_read(&name) && !kept.contains(&name) {
-                        kept.push(name);
-                    }
-                }
-                kept
-            }
-        };
-        if namespaces.is_empty() {
-            return Ok(r#"{"memories":[]}"#.to_string());
-        }
+        let requested = args.namespaces;
+        let query = args.query;
         let memories = self
-            .search(namespaces, args.query, kinds, limit, "searching memories")
+            .read_as(ws, |access| {
+                let namespaces: Vec<String> = match &requested {
+                    None => access.readable().iter().map(|e| e.name.clone()).collect(),
+                    Some(list) if list.is_empty() => {
+                        access.readable().iter().map(|e| e.name.clone()).collect()
+                    }
+                    Some(list) => {
+                        let mut kept: Vec<String> = Vec::new();
+                        for name in list {
+                            let name = name.trim().to_string();
+                            if access.can_read(&name) && !kept.contains(&name) {
+                                kept.push(name);
+                            }
+                        }
+                        kept
+                    }
+                };
+                let query = query.clone();
+                let kinds = kinds.clone();
+                async move {
+                    if namespaces.is_empty() {
+                        // Nothing readable was asked for: an empty answer.
+                        return Ok(Vec::new());
+                    }
+                    self.search(namespaces, query, kinds, limit, "searching memories")
+                        .await
+                }
+            })
             .await?;
         let answer = SearchAnswer {
             memories: memories.iter().map(found).collect(),

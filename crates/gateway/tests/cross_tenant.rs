@@ -221,6 +221,20 @@ async fn a_re_parent_between_two_calls_applies_to_the_second() {
         json!({"content": "alpha team secret plan", "scope": "TEAM"}),
     )
     .await;
+    let beta_child = env.mcp(env.b.child).await;
+    ok_json(
+        &beta_child,
+        "commit_memory",
+        json!({"content": "beta team lunch on Tuesday", "scope": "TEAM"}),
+    )
+    .await;
+    // A first read remembers the access; the next one starts under it while
+    // the tree is read again, and must follow the tree, not the guess.
+    let (_, text) = call(&child, "recall_memory", json!({"scope": "TEAM"})).await;
+    assert!(
+        text.contains("alpha team secret plan") && !text.contains("beta team"),
+        "{text}"
+    );
 
     // Move alpha's child (and so its grandchild) under beta's root.
     env.set_parent(env.a.child, Some(env.b.root)).await;
@@ -229,6 +243,9 @@ async fn a_re_parent_between_two_calls_applies_to_the_second() {
     assert_eq!(after[2]["name"], format!("org:{}", env.b.root));
     let (_, text) = call(&child, "recall_memory", json!({"scope": "TEAM"})).await;
     assert!(!text.contains("alpha team secret plan"), "{text}");
+    assert!(text.contains("beta team lunch on Tuesday"), "{text}");
+    let found = ok_json(&child, "search_memory", json!({"query": "secret plan"})).await;
+    assert_eq!(found, json!({"memories": []}));
     let msg = err_text(
         &child,
         "commit_memory_v2",
