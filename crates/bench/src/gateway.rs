@@ -1,7 +1,13 @@
 //! (i) The gateway's cost: `recall_memory`, `search_memory` and
-//! `commit_memory` through `memory-gateway` (a child process, called by the
-//! rmcp MCP client over Streamable HTTP with a token), against the same
-//! search or write sent straight to the plugin, at 1 and 8 clients.
+//! `commit_memory` through `memory-gateway` (a child process, called over
+//! Streamable HTTP with a token), against the same search or write sent
+//! straight to the plugin, at 1 and 8 clients.
+//!
+//! Both sides are called with the same HTTP client (reqwest), so the
+//! figures are the gateway's own cost: a tool call is one JSON-RPC `POST
+//! /mcp` answered with one JSON body (the gateway serves MCP statelessly).
+//! The session is opened once per client with `initialize` first, as an MCP
+//! client does.
 //!
 //! Each client acts for its own workspace of the legacy tree (the gateway
 //! reads that `workspaces` table on every call, as in production) and sends
@@ -17,11 +23,6 @@ use anyhow::{bail, Context, Result};
 use memory_contract::{MemoryKind, MemorySource, MemoryWrite, SearchRequest};
 use memory_gateway::auth::{self, Caller, Secret};
 use memory_namespace::{WorkspaceAccess, WorkspaceTree};
-use rmcp::model::{CallToolRequestParams, ClientConfig as McpClientConfig};
-use rmcp::service::RunningService;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{RoleClient, ServiceExt as _};
 use sqlx::PgPool;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +34,37 @@ const BENCH_SECRET: &str = "memory-bench-gateway-secret-0123456789";
 /// Clients of the concurrent level.
 const MANY: usize = 8;
 
-type Mcp = RunningService<RoleClient, McpClientConfig>;
+/// The protocol version the calls name.
+const MCP_VERSION: &str = "2025-06-18";
+
+/// One client's MCP endpoint and token.
+struct Mcp {
+    http: reqwest::Client,
+    url: String,
+    authorization: String,
+}
+
+impl Mcp {
+    async fn post(&self, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .header("authorization", &self.authorization)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", MCP_VERSION)
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!(
+                "the gateway answered {status}: {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(resp.json().await?)
+    }
+}
 
 /// One client's identity and what a direct call names for it.
 struct Seat {
@@ -190,14 +221,17 @@ async fn seats(setup: &GatewaySetup<'_>, gateway_url: &str) -> Result<Vec<Seat>>
             continue;
         };
         let token = auth::issue(&secret, Caller::Workspace(ws), None);
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(format!("{gateway_url}/mcp"))
-                .auth_header(token),
-        );
-        let mcp = McpClientConfig::default()
-            .serve(transport)
+        let mcp = Mcp {
+            http: setup.plugin.http_client(),
+            url: format!("{gateway_url}/mcp"),
+            authorization: format!("Bearer {token}"),
+        };
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": MCP_VERSION, "capabilities": {},
+            "clientInfo": {"name": "memory-bench", "version": env!("CARGO_PKG_VERSION")}}});
+        mcp.post(&init)
             .await
-            .context("cannot open an MCP session with the gateway")?;
+            .context("cannot initialize an MCP session with the gateway")?;
         seats.push(Seat {
             mcp,
             namespaces: access.readable().iter().map(|e| e.name.clone()).collect(),
@@ -211,20 +245,14 @@ async fn seats(setup: &GatewaySetup<'_>, gateway_url: &str) -> Result<Vec<Seat>>
 }
 
 async fn call(mcp: &Mcp, tool: &'static str, args: serde_json::Value) -> Result<()> {
-    let serde_json::Value::Object(map) = args else {
-        bail!("arguments must be an object");
-    };
-    let result = mcp
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(map))
-        .await
-        .map_err(|e| anyhow::anyhow!("{tool}: {e}"))?;
-    if result.is_error == Some(true) {
-        let text: Vec<String> = result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect();
-        bail!("{tool} answered an error: {}", text.join(" "));
+    let request = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}});
+    let answer = mcp.post(&request).await?;
+    let result = answer
+        .get("result")
+        .with_context(|| format!("{tool}: no result in {answer}"))?;
+    if result.get("isError").and_then(|e| e.as_bool()) == Some(true) {
+        bail!("{tool} answered an error: {result}");
     }
     Ok(())
 }

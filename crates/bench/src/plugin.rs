@@ -156,6 +156,11 @@ pub struct PluginHttp {
 }
 
 impl PluginHttp {
+    /// The HTTP client (shared connection pool), for other servers of a run.
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// `GET /v1/health`.
     ///
     /// # Errors
