@@ -1,0 +1,568 @@
+//! Connects both plugins and runs a plan: dry-run, apply or verify.
+//!
+//! All three walk the same thing: the source's memories in id order, over
+//! disjoint id ranges read in parallel, paired with the target's rows of the
+//! same range ([`crate::compare::Merger`]). Apply writes what is missing or
+//! different; dry-run counts it; verify reports it by kind, first narrowing
+//! the ranges to the checksum buckets that differ when both sides can.
+
+use crate::cli::{mask_url, shown_url, Mode, Plan};
+use crate::compare::{
+    same_for_apply, verify_difference, DiffKind, IdRange, Merger, Pager, Pair, ReadError,
+};
+use crate::report::{Difference, Report, RowError};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use memory_backfill::progress::{Counters, Progress};
+use memory_client::{Client, ClientConfig};
+use memory_contract::{
+    capability, checksum, BatchItemResult, BatchRequest, BatchWrite, Memory, MemoryWrite,
+    NamespaceKind, NamespaceUpsert,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Parallel id ranges read at once.
+pub const RANGES: u32 = 4;
+/// Most memories per batch write.
+pub const BATCH_ROWS: usize = 500;
+/// Most content bytes per batch write (the batch body limit is 16 MiB).
+pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Hex digits per checksum bucket.
+pub const CHECKSUM_PREFIX: u32 = 2;
+
+/// A configuration or connection problem: the run stops with exit 2.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn fatal(msg: impl Into<String>) -> Fatal {
+    Fatal(msg.into())
+}
+
+fn client(what: &str, url: &str, token: Option<&String>) -> Result<Client, Fatal> {
+    let mut config = ClientConfig::new(url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        config = config.token(t.clone());
+    }
+    Client::new(config).map_err(|e| fatal(format!("{what} {}: {e}", shown_url(url))))
+}
+
+async fn capabilities(what: &str, url: &str, c: &Client) -> Result<(), Fatal> {
+    c.refresh_capabilities()
+        .await
+        .map(drop)
+        .map_err(|e| fatal(format!("{what} plugin {} unreachable: {e}", shown_url(url))))
+}
+
+struct Ctx<'a> {
+    plan: &'a Plan,
+    source: &'a Client,
+    target: &'a Client,
+    target_scan: bool,
+    target_batch: bool,
+    target_list: bool,
+    source_list: bool,
+    keep_created_at: bool,
+    now: DateTime<Utc>,
+    report: Mutex<Report>,
+    namespaces: tokio::sync::Mutex<HashMap<String, Result<bool, String>>>,
+    budget: Option<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+impl Ctx<'_> {
+    fn with<R>(&self, f: impl FnOnce(&mut Report) -> R) -> R {
+        f(&mut self.report.lock().expect("report lock"))
+    }
+
+    fn row_error(&self, id: Option<uuid::Uuid>, namespace: Option<&str>, message: String) {
+        Counters::add(&self.counters.errors, 1);
+        self.with(|r| {
+            r.error(RowError {
+                id,
+                namespace: namespace.map(str::to_string),
+                message,
+            })
+        });
+    }
+
+    fn read_error(&self, e: ReadError) {
+        self.row_error(None, None, e.to_string());
+    }
+
+    /// Takes one write from the `-limit` budget; false when it is spent.
+    fn take_budget(&self) -> bool {
+        match &self.budget {
+            None => true,
+            Some(b) => b
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// Makes sure the memory's namespace exists on the target (apply) or
+    /// notes that it would be created (dry-run). Ok(false): skip the row
+    /// (its namespace expired).
+    async fn ensure_namespace(&self, name: &str, write: bool) -> Result<bool, String> {
+        let mut known = self.namespaces.lock().await;
+        if let Some(r) = known.get(name) {
+            return r.clone();
+        }
+        let r = self.prepare_namespace(name, write).await;
+        known.insert(name.to_string(), r.clone());
+        r
+    }
+
+    async fn prepare_namespace(&self, name: &str, write: bool) -> Result<bool, String> {
+        let settings = if self.source_list {
+            match self.source.get_namespace(name).await {
+                Ok(Some(ns)) => NamespaceUpsert {
+                    kind: ns.kind,
+                    expires_at: ns.expires_at,
+                    metadata: ns.metadata,
+                },
+                Ok(None) => return Err("namespace no longer on the source".into()),
+                Err(e) => return Err(format!("reading the namespace on the source: {e}")),
+            }
+        } else {
+            NamespaceUpsert {
+                kind: kind_from_name(name),
+                expires_at: None,
+                metadata: None,
+            }
+        };
+        if settings.expires_at.is_some_and(|at| at <= self.now) {
+            self.with(|r| r.namespaces_skipped_expired += 1);
+            return Ok(false);
+        }
+        if self.target_list {
+            match self.target.get_namespace(name).await {
+                Ok(Some(_)) => {
+                    self.with(|r| r.namespaces_existing += 1);
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("reading the namespace on the target: {e}")),
+            }
+        }
+        if !write {
+            self.with(|r| r.namespaces_to_create.push(name.to_string()));
+            return Ok(true);
+        }
+        match self.target.upsert_namespace(name, &settings).await {
+            Ok(_) => {
+                self.with(|r| {
+                    if self.target_list {
+                        r.namespaces_created += 1
+                    } else {
+                        r.namespaces_upserted_blind += 1
+                    }
+                });
+                Ok(true)
+            }
+            Err(e) => Err(format!("the target refused the namespace: {e}")),
+        }
+    }
+
+    fn write_of(&self, m: &Memory) -> MemoryWrite {
+        MemoryWrite {
+            id: Some(m.id),
+            content: m.content.clone(),
+            kind: m.kind,
+            source: m.source,
+            expires_at: m.expires_at,
+            propagation: m.propagation.clone(),
+            pin: Some(m.pin),
+            embedding: None,
+            created_at: self.keep_created_at.then_some(m.created_at),
+        }
+    }
+
+    /// Dry-run and apply over one id range.
+    async fn apply_range(&self, range: IdRange, write: bool) {
+        let target = self.target_scan.then(|| Pager::new(self.target, range));
+        let mut merger = Merger::new(Pager::new(self.source, range), target);
+        let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
+        let mut pending_bytes = 0usize;
+        loop {
+            let pair = match merger.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    self.read_error(e);
+                    break;
+                }
+            };
+            let (s, t) = match pair {
+                Pair::Target(_) => continue,
+                Pair::Source(s) => (s, None),
+                Pair::Both(s, t) => (s, Some(t)),
+            };
+            if !self.plan.selection.covers(&s.namespace) {
+                continue;
+            }
+            Counters::add(&self.counters.scanned, 1);
+            self.with(|r| r.scanned += 1);
+            if s.expires_at.is_some_and(|at| at <= self.now) {
+                Counters::add(&self.counters.skipped, 1);
+                self.with(|r| r.skipped_expired += 1);
+                continue;
+            }
+            let update = match &t {
+                Some(t) if same_for_apply(&s, t, self.keep_created_at) => {
+                    self.with(|r| r.identical += 1);
+                    continue;
+                }
+                Some(t) => {
+                    if t.namespace != s.namespace && !write {
+                        // The target would refuse the write (409): say so now.
+                        self.with(|r| {
+                            r.differ(Difference {
+                                kind: DiffKind::WrongNamespace,
+                                id: s.id,
+                                namespace: s.namespace.clone(),
+                                target_namespace: Some(t.namespace.clone()),
+                            })
+                        });
+                        continue;
+                    }
+                    true
+                }
+                None => false,
+            };
+            if write && !self.take_budget() {
+                self.with(|r| {
+                    r.complete = false;
+                    r.stopped = Some(format!(
+                        "-limit={} writes reached",
+                        self.plan.limit.unwrap_or(0)
+                    ))
+                });
+                break;
+            }
+            match self.ensure_namespace(&s.namespace, write).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    Counters::add(&self.counters.skipped, 1);
+                    self.with(|r| r.skipped_expired += 1);
+                    continue;
+                }
+                Err(msg) => {
+                    self.row_error(Some(s.id), Some(&s.namespace), msg);
+                    continue;
+                }
+            }
+            if !write {
+                self.with(|r| {
+                    if update {
+                        r.updated += 1
+                    } else {
+                        r.created += 1
+                    }
+                });
+                continue;
+            }
+            pending_bytes += s.content.len() + 256;
+            pending.push((
+                update,
+                BatchWrite {
+                    namespace: s.namespace.clone(),
+                    write: self.write_of(&s),
+                },
+            ));
+            if pending.len() >= BATCH_ROWS || pending_bytes >= BATCH_BYTES {
+                self.flush(std::mem::take(&mut pending)).await;
+                pending_bytes = 0;
+            }
+        }
+        if !pending.is_empty() {
+            self.flush(pending).await;
+        }
+    }
+
+    fn written(&self, update: bool) {
+        Counters::add(&self.counters.written, 1);
+        self.with(|r| {
+            if update {
+                r.updated += 1
+            } else {
+                r.created += 1
+            }
+        });
+    }
+
+    async fn flush(&self, items: Vec<(bool, BatchWrite)>) {
+        if !self.target_batch {
+            for (update, item) in items {
+                match self.target.write_memory(&item.namespace, &item.write).await {
+                    Ok(_) => self.written(update),
+                    Err(e) => self.row_error(item.write.id, Some(&item.namespace), e.to_string()),
+                }
+            }
+            return;
+        }
+        let (updates, writes): (Vec<bool>, Vec<BatchWrite>) = items.into_iter().unzip();
+        let req = BatchRequest { writes };
+        match self.target.write_batch(&req).await {
+            Ok(answer) => {
+                for ((item, update), result) in req.writes.iter().zip(updates).zip(answer.results) {
+                    match result {
+                        BatchItemResult::Ok(_) => self.written(update),
+                        BatchItemResult::Err { error } => self.row_error(
+                            item.write.id,
+                            Some(&item.namespace),
+                            format!("the target refused it: {error}"),
+                        ),
+                    }
+                }
+            }
+            Err(e) => {
+                for item in &req.writes {
+                    self.row_error(
+                        item.write.id,
+                        Some(&item.namespace),
+                        format!("batch write failed: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Verify over one id range: every selected row of either side.
+    async fn verify_range(&self, range: IdRange, created_at: bool) {
+        let mut merger = Merger::new(
+            Pager::new(self.source, range),
+            Some(Pager::new(self.target, range)),
+        );
+        loop {
+            let pair = match merger.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    self.read_error(e);
+                    break;
+                }
+            };
+            let sel = &self.plan.selection;
+            let diff = match &pair {
+                Pair::Source(s) if sel.covers(&s.namespace) => {
+                    Some((DiffKind::Missing, s.id, s.namespace.clone(), None))
+                }
+                Pair::Target(t) if sel.covers(&t.namespace) => {
+                    Some((DiffKind::Extra, t.id, t.namespace.clone(), None))
+                }
+                Pair::Both(s, t) if sel.covers(&s.namespace) || sel.covers(&t.namespace) => {
+                    match verify_difference(s, t, created_at) {
+                        None => {
+                            self.with(|r| r.identical += 1);
+                            None
+                        }
+                        Some(kind) => Some((
+                            kind,
+                            s.id,
+                            s.namespace.clone(),
+                            (t.namespace != s.namespace).then(|| t.namespace.clone()),
+                        )),
+                    }
+                }
+                _ => continue,
+            };
+            if !matches!(pair, Pair::Target(_)) {
+                Counters::add(&self.counters.scanned, 1);
+                self.with(|r| r.scanned += 1);
+            }
+            if let Some((kind, id, namespace, target_namespace)) = diff {
+                Counters::add(&self.counters.errors, 1);
+                self.with(|r| {
+                    r.differ(Difference {
+                        kind,
+                        id,
+                        namespace,
+                        target_namespace,
+                    })
+                });
+            }
+        }
+    }
+}
+
+fn kind_from_name(name: &str) -> NamespaceKind {
+    match name.split_once(':').map(|(k, _)| k) {
+        Some("workspace") => NamespaceKind::Workspace,
+        Some("team") => NamespaceKind::Team,
+        Some("org") => NamespaceKind::Org,
+        _ => NamespaceKind::Custom,
+    }
+}
+
+/// The buckets whose count or digest differ between the two answers, as id ranges.
+fn differing_buckets(
+    a: &memory_contract::ChecksumResponse,
+    b: &memory_contract::ChecksumResponse,
+) -> (u64, Vec<IdRange>) {
+    let mut all: BTreeMap<&str, [Option<(u64, &str)>; 2]> = BTreeMap::new();
+    for (side, answer) in [a, b].into_iter().enumerate() {
+        for bucket in &answer.buckets {
+            all.entry(bucket.prefix.as_str()).or_default()[side] =
+                Some((bucket.count, bucket.digest.as_str()));
+        }
+    }
+    let compared = all.len() as u64;
+    let ranges = all
+        .into_iter()
+        .filter(|(_, [x, y])| {
+            let norm = |v: &Option<(u64, &str)>| v.map(|(c, d)| (c, checksum::parse_digest(d)));
+            norm(x) != norm(y)
+        })
+        .filter_map(|(name, _)| checksum::bucket_range(name))
+        .map(|(low, high)| IdRange::inclusive(low, high))
+        .collect();
+    (compared, ranges)
+}
+
+/// Runs `plan`. `Err` is a configuration or connection problem (exit 2);
+/// row errors and differences are in the report.
+///
+/// # Errors
+/// [`Fatal`] when a side is unreachable or lacks what the run needs.
+pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
+    let started = Instant::now();
+    let source = client("source", &plan.from, plan.from_token.as_ref())?;
+    let target = client("target", &plan.to, plan.to_token.as_ref())?;
+    capabilities("source", &plan.from, &source).await?;
+    capabilities("target", &plan.to, &target).await?;
+    if !source.supports(capability::SCAN) {
+        return Err(fatal(format!(
+            "the source plugin {} does not advertise `scan`, so its memories cannot be enumerated; \
+             reading a v1-only plugin's tables (-from-database) is not implemented yet",
+            shown_url(&plan.from)
+        )));
+    }
+    let both = |cap: &str| source.supports(cap) && target.supports(cap);
+    let mut report = Report::new(
+        plan.mode,
+        url::Url::parse(&plan.from)
+            .map(|u| mask_url(&u))
+            .unwrap_or_default(),
+        url::Url::parse(&plan.to)
+            .map(|u| mask_url(&u))
+            .unwrap_or_default(),
+    );
+    report.source_mode = format!(
+        "scan: GET /v1/memories over {RANGES} id ranges in parallel; namespaces {}",
+        if source.supports(capability::LIST) {
+            "read with GET /v1/namespaces/{name}"
+        } else {
+            "not readable (no `list`): kind taken from the name, no expiry or metadata"
+        }
+    );
+    let keep_created_at = target.supports(capability::CREATED_AT);
+    if !keep_created_at && plan.mode != Mode::Verify {
+        report
+            .not_carried
+            .push("created_at: the target does not advertise `created_at`; memories get the time of the write".into());
+    }
+    if both(capability::EMBEDDING) && plan.mode != Mode::Verify {
+        report.not_carried.push(
+            "embedding: the `scan` extension does not return embeddings, so none are copied".into(),
+        );
+    }
+    let target_scan = target.supports(capability::SCAN);
+    let progress = Progress::start("memory-migrate", None, show_progress);
+    let ctx = Ctx {
+        plan,
+        source: &source,
+        target: &target,
+        target_scan,
+        target_batch: target.supports(capability::BATCH),
+        target_list: target.supports(capability::LIST),
+        source_list: source.supports(capability::LIST),
+        keep_created_at,
+        now: Utc::now(),
+        report: Mutex::new(report),
+        namespaces: tokio::sync::Mutex::new(HashMap::new()),
+        budget: plan
+            .limit
+            .filter(|_| plan.mode == Mode::Apply)
+            .map(AtomicU64::new),
+        counters: progress.counters(),
+    };
+    match plan.mode {
+        Mode::DryRun | Mode::Apply => {
+            let write = plan.mode == Mode::Apply;
+            let method = match (write, ctx.target_batch, target_scan) {
+                (_, _, false) => "target lacks `scan`: every source memory is written (no comparison)",
+                (true, true, true) => "rows compared with the target's scan; missing or differing ones written in batches",
+                (true, false, true) => "rows compared with the target's scan; missing or differing ones written one by one (no `batch`)",
+                (false, _, true) => "rows compared with the target's scan",
+            };
+            ctx.with(|r| r.method = method.to_string());
+            futures::future::join_all(
+                IdRange::split(RANGES)
+                    .into_iter()
+                    .map(|range| ctx.apply_range(range, write)),
+            )
+            .await;
+        }
+        Mode::Verify => {
+            if !target_scan {
+                progress.finish().await;
+                return Err(fatal(format!(
+                    "the target plugin {} does not advertise `scan`; verifying it row by row \
+                     through `list` or search is not implemented yet",
+                    shown_url(&plan.to)
+                )));
+            }
+            let created_at = both(capability::CREATED_AT);
+            let ranges = if both(capability::CHECKSUM) {
+                let wait = Duration::from_secs(300);
+                let (a, b) = futures::join!(
+                    source.memory_checksums_within(CHECKSUM_PREFIX, created_at, wait),
+                    target.memory_checksums_within(CHECKSUM_PREFIX, created_at, wait)
+                );
+                let a = a.map_err(|e| fatal(format!("source checksums: {e}")));
+                let b = b.map_err(|e| fatal(format!("target checksums: {e}")));
+                let (a, b) = match (a, b) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(e), _) | (_, Err(e)) => {
+                        progress.finish().await;
+                        return Err(e);
+                    }
+                };
+                let (compared, ranges) = differing_buckets(&a, &b);
+                ctx.with(|r| {
+                    r.method = format!(
+                        "checksum: bucket digests (prefix {CHECKSUM_PREFIX}, created_at {created_at}) compared, then differing buckets row by row with scan"
+                    );
+                    r.buckets_compared = compared;
+                    r.buckets_differing = ranges.len() as u64;
+                });
+                ranges
+            } else {
+                ctx.with(|r| {
+                    r.method =
+                        format!("scan: every row of both sides compared (created_at {created_at})")
+                });
+                IdRange::split(RANGES)
+            };
+            futures::stream::iter(ranges)
+                .map(|range| ctx.verify_range(range, created_at))
+                .buffer_unordered(RANGES as usize)
+                .collect::<Vec<()>>()
+                .await;
+        }
+    }
+    progress.finish().await;
+    let mut report = ctx.report.into_inner().expect("report lock");
+    report.namespaces_to_create.sort();
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -1,0 +1,366 @@
+//! memory-migrate against real plugins on real stores: our plugin served
+//! in-process over SQLite files and PostgreSQL 15 databases.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use memory_client::{Client, ClientConfig};
+use memory_contract::{
+    BatchRequest, BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
+    NamespaceUpsert,
+};
+use memory_migrate::cli::{Mode, Plan, Selection};
+use memory_migrate::report::Report;
+use memory_migrate::run;
+use memory_plugin::server::SpawnedServer;
+use memory_testkit::TestDb;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use uuid::Uuid;
+
+/// A plugin and what keeps its store alive.
+struct Plugin {
+    server: SpawnedServer,
+    _db: Option<TestDb>,
+    _dir: Option<TempDir>,
+}
+
+impl Plugin {
+    fn url(&self) -> String {
+        self.server.url().to_string()
+    }
+
+    fn client(&self) -> Client {
+        Client::new(ClientConfig::new(self.server.url())).expect("client")
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn serve(url: &str) -> SpawnedServer {
+    let store = memory_plugin::store::open(Some(url), &Default::default())
+        .await
+        .expect("plugin store");
+    memory_plugin::server::spawn(store, Default::default())
+        .await
+        .expect("plugin server")
+}
+
+async fn sqlite_plugin() -> Plugin {
+    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite:{}", dir.join("plugin.db").display());
+    Plugin {
+        server: serve(&url).await,
+        _db: None,
+        _dir: Some(TempDir(dir)),
+    }
+}
+
+async fn postgres_plugin() -> Plugin {
+    let db = memory_testkit::pg15().await;
+    Plugin {
+        server: serve(db.url()).await,
+        _db: Some(db),
+        _dir: None,
+    }
+}
+
+const NAMESPACES: [(&str, NamespaceKind); 3] = [
+    ("workspace:alpha", NamespaceKind::Workspace),
+    ("team:beta", NamespaceKind::Team),
+    ("org:gamma", NamespaceKind::Org),
+];
+
+/// Fills `plugin` with three namespaces and `n` memories spread over them,
+/// with every field set somewhere. Returns the memories as written.
+async fn seed(plugin: &Plugin, n: usize) -> Vec<(String, MemoryWrite)> {
+    let c = plugin.client();
+    for (i, (name, kind)) in NAMESPACES.iter().enumerate() {
+        c.upsert_namespace(
+            name,
+            &NamespaceUpsert {
+                kind: *kind,
+                expires_at: (i == 1).then(|| Utc::now() + ChronoDuration::days(30)),
+                metadata: Some(serde_json::json!({ "owner": name, "n": i })),
+            },
+        )
+        .await
+        .expect("namespace");
+    }
+    let kinds = [
+        MemoryKind::Fact,
+        MemoryKind::Summary,
+        MemoryKind::Checkpoint,
+    ];
+    let sources = [
+        MemorySource::Agent,
+        MemorySource::Runtime,
+        MemorySource::User,
+    ];
+    let mut all = Vec::new();
+    for i in 0..n {
+        let ns = NAMESPACES[i % 3].0.to_string();
+        let mut w = MemoryWrite::new(
+            format!("memory {i}: the fact"),
+            kinds[i % 3],
+            sources[i % 3],
+        );
+        w.id = Some(Uuid::new_v4());
+        w.pin = Some(i % 7 == 0);
+        w.propagation = (i % 5 == 0).then(|| serde_json::json!({ "hops": i, "via": ["a"] }));
+        w.expires_at = (i % 11 == 0).then(|| Utc::now() + ChronoDuration::days(10));
+        w.created_at = Some(Utc::now() - ChronoDuration::days((i % 400) as i64 + 1));
+        all.push((ns, w));
+    }
+    for chunk in all.chunks(500) {
+        let res = c
+            .write_batch(&BatchRequest {
+                writes: chunk
+                    .iter()
+                    .map(|(ns, w)| BatchWrite {
+                        namespace: ns.clone(),
+                        write: w.clone(),
+                    })
+                    .collect(),
+            })
+            .await
+            .expect("seed batch");
+        assert!(res
+            .results
+            .iter()
+            .all(|r| matches!(r, memory_contract::BatchItemResult::Ok(_))));
+    }
+    all
+}
+
+fn plan(mode: Mode, from: &Plugin, to: &Plugin) -> Plan {
+    Plan {
+        mode,
+        from: from.url(),
+        to: to.url(),
+        from_token: None,
+        to_token: None,
+        limit: None,
+        selection: Selection::default(),
+        json: false,
+    }
+}
+
+async fn go(plan: &Plan) -> Report {
+    run::run(plan, false).await.expect("run")
+}
+
+async fn everything(c: &Client) -> Vec<Memory> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = c.scan_memories(after, None, 1000).await.expect("scan");
+        out.extend(page.memories);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+fn differences(r: &Report) -> BTreeMap<(Uuid, &'static str), String> {
+    r.difference_rows
+        .items
+        .iter()
+        .map(|d| ((d.id, d.kind.as_str()), d.namespace.clone()))
+        .collect()
+}
+
+/// The target holds every source memory with the same fields.
+async fn assert_same(from: &Plugin, to: &Plugin) {
+    let a = everything(&from.client()).await;
+    let b = everything(&to.client()).await;
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.id, y.id);
+        assert_eq!(x.namespace, y.namespace);
+        assert_eq!(x.content, y.content);
+        assert_eq!(x.kind, y.kind);
+        assert_eq!(x.source, y.source);
+        assert_eq!(x.pin, y.pin);
+        assert_eq!(x.propagation, y.propagation);
+        assert_eq!(
+            x.expires_at.map(|t| t.timestamp_micros()),
+            y.expires_at.map(|t| t.timestamp_micros())
+        );
+        assert_eq!(
+            x.created_at.timestamp_micros(),
+            y.created_at.timestamp_micros()
+        );
+    }
+    for (name, _) in NAMESPACES {
+        let s = from.client().get_namespace(name).await.unwrap().unwrap();
+        let t = to.client().get_namespace(name).await.unwrap().unwrap();
+        assert_eq!(s.kind, t.kind);
+        assert_eq!(s.metadata, t.metadata);
+        assert_eq!(
+            s.expires_at.map(|t| t.timestamp_micros()),
+            t.expires_at.map(|t| t.timestamp_micros())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differences() {
+    let from = sqlite_plugin().await;
+    let to = postgres_plugin().await;
+    let seeded = seed(&from, 2500).await;
+    let n = seeded.len() as u64;
+
+    let first = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!(first.errors, 0, "{first}");
+    assert_eq!(first.created, n, "{first}");
+    assert_eq!(first.namespaces_created, 3, "{first}");
+    assert!(first.source_mode.starts_with("scan:"), "{first}");
+    assert_eq!(first.exit_code(), 0);
+
+    let again = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!(again.errors, 0, "{again}");
+    assert_eq!(again.created + again.updated, 0, "{again}");
+    assert_eq!(again.identical, n, "{again}");
+    assert_eq!(again.namespaces_created, 0, "{again}");
+    assert_same(&from, &to).await;
+
+    let clean = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(clean.difference_total(), 0, "{clean}");
+    assert!(clean.method.starts_with("checksum"), "{clean}");
+    assert_eq!(clean.buckets_differing, 0, "{clean}");
+    assert_eq!(clean.exit_code(), 0);
+
+    // Inject three differences on the target.
+    let target = to.client();
+    let (ns1, w1) = &seeded[0];
+    let (ns2, w2) = &seeded[1];
+    let (ns3, w3) = &seeded[2];
+    let (id1, id2, id3) = (w1.id.unwrap(), w2.id.unwrap(), w3.id.unwrap());
+    target.forget(id1, ns1).await.expect("forget");
+    let mut edited = w2.clone();
+    edited.content = "edited on the target".into();
+    target.write_memory(ns2, &edited).await.expect("edit");
+    target.forget(id3, ns3).await.expect("forget");
+    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
+    target.write_memory(elsewhere, w3).await.expect("move");
+
+    let found = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(found.difference_total(), 3, "{found}");
+    let want: BTreeMap<(Uuid, &'static str), String> = [
+        ((id1, "missing"), ns1.clone()),
+        ((id2, "content_differs"), ns2.clone()),
+        ((id3, "wrong_namespace"), ns3.clone()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(differences(&found), want, "{found}");
+    assert!(found.buckets_differing >= 1 && found.buckets_differing <= 3);
+    assert_eq!(found.exit_code(), 1);
+
+    // The real binary agrees, with exit codes.
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let out = Command::new(bin)
+        .args([
+            "-verify",
+            "--json",
+            "-from",
+            &from.url(),
+            &format!("--to={}", to.url()),
+        ])
+        .output()
+        .expect("run binary");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(json["differences"]["missing"], 1);
+    assert_eq!(json["differences"]["content_differs"], 1);
+    assert_eq!(json["differences"]["wrong_namespace"], 1);
+
+    // Dry-run says what apply would do.
+    let dry = go(&plan(Mode::DryRun, &from, &to)).await;
+    assert_eq!((dry.created, dry.updated), (1, 1), "{dry}");
+    assert_eq!(dry.differences.get("wrong_namespace"), Some(&1), "{dry}");
+    assert!(dry.namespaces_to_create.is_empty(), "{dry}");
+
+    // Apply repairs the first two; the moved row is refused by the target and reported.
+    let repair = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!((repair.created, repair.updated), (1, 1), "{repair}");
+    assert_eq!(repair.errors, 1, "{repair}");
+    assert_eq!(repair.error_rows.items[0].id, Some(id3), "{repair}");
+    assert_eq!(repair.exit_code(), 1);
+    let after = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(differences(&after).len(), 1, "{after}");
+    assert!(differences(&after).contains_key(&(id3, "wrong_namespace")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_to_sqlite_in_limited_steps_then_verify_clean() {
+    let from = postgres_plugin().await;
+    let to = sqlite_plugin().await;
+    let n = seed(&from, 1200).await.len() as u64;
+
+    let dry = go(&plan(Mode::DryRun, &from, &to)).await;
+    assert_eq!(dry.created, n, "{dry}");
+    assert_eq!(dry.namespaces_to_create.len(), 3, "{dry}");
+    assert!(everything(&to.client()).await.is_empty());
+
+    let mut limited = plan(Mode::Apply, &from, &to);
+    limited.limit = Some(300);
+    let step1 = go(&limited).await;
+    assert_eq!(step1.created, 300, "{step1}");
+    assert!(!step1.complete);
+    let step2 = go(&limited).await;
+    assert_eq!(step2.created, 300, "{step2}");
+    assert_eq!(everything(&to.client()).await.len(), 600);
+
+    let rest = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!(rest.errors, 0, "{rest}");
+    assert_eq!(rest.created, n - 600, "{rest}");
+    assert_eq!(rest.identical, 600, "{rest}");
+    assert!(rest.complete);
+    assert_same(&from, &to).await;
+
+    let clean = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(clean.difference_total(), 0, "{clean}");
+    assert_eq!(clean.exit_code(), 0);
+
+    // One namespace only.
+    let mut one = plan(Mode::Verify, &from, &to);
+    one.selection.namespace = Some("team:beta".into());
+    let only = go(&one).await;
+    assert_eq!(only.difference_total(), 0, "{only}");
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2_with_one_masked_line() {
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let out = Command::new(bin)
+        .args(["-from=http://a:1", "-to=http://b:2"])
+        .env_remove("MEMORY_MIGRATE_FROM")
+        .env_remove("MEMORY_MIGRATE_TO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("memory-migrate: error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let out = Command::new(bin)
+        .args(["-apply"])
+        .env("MEMORY_MIGRATE_FROM", "http://user:hunter2@127.0.0.1:1/")
+        .env("MEMORY_MIGRATE_TO", "http://127.0.0.1:2/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("memory-migrate: error: "), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("***"), "{err}");
+}
