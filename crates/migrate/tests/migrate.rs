@@ -364,3 +364,68 @@ fn usage_and_configuration_errors_exit_2_with_one_masked_line() {
     assert!(!err.contains("hunter2"), "{err}");
     assert!(err.contains("***"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
+    let from = sqlite_plugin().await;
+    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite:{}", dir.join("v1.db").display());
+    let store = memory_plugin::store::open(Some(&url), &Default::default())
+        .await
+        .expect("plugin store");
+    let server = memory_plugin::server::spawn(
+        store,
+        memory_plugin::server::ServerConfig {
+            v1_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("v1-only plugin");
+    let to = Plugin {
+        server,
+        _db: None,
+        _dir: Some(TempDir(dir)),
+    };
+    let n = seed(&from, 60).await.len() as u64;
+
+    let applied = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!(applied.errors, 0, "{applied}");
+    assert_eq!(applied.created, n, "{applied}");
+    assert_eq!(applied.namespaces_upserted_blind, 3, "{applied}");
+    assert!(applied.method.contains("lacks `scan`"), "{applied}");
+    assert!(
+        applied
+            .not_carried
+            .iter()
+            .any(|s| s.starts_with("created_at")),
+        "{applied}"
+    );
+    // Every memory is there: newest-first search per namespace sees them all.
+    let mut seen = 0;
+    for (name, _) in NAMESPACES {
+        let found = to
+            .client()
+            .search(&memory_contract::SearchRequest {
+                namespaces: vec![name.to_string()],
+                query: None,
+                kinds: None,
+                limit: Some(100),
+                embedding: None,
+            })
+            .await
+            .expect("search");
+        seen += found.memories.len() as u64;
+    }
+    assert_eq!(seen, n);
+
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let out = Command::new(bin)
+        .args(["-verify", "-from", &from.url(), "-to", &to.url()])
+        .output()
+        .expect("run binary");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not advertise `scan`"), "{err}");
+}
