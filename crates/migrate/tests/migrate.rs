@@ -429,3 +429,58 @@ async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not advertise `scan`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_three_times_mid_apply_then_finished_is_exact() {
+    let from = sqlite_plugin().await;
+    let to = postgres_plugin().await;
+    let n = seed(&from, 8000).await.len();
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let count = |c: Client| async move {
+        let sums = c.memory_checksums(1, false).await.expect("checksums");
+        sums.buckets.iter().map(|b| b.count).sum::<u64>()
+    };
+    // Each run is killed as soon as the target holds more memories than before it started.
+    for step in 1..=3u64 {
+        let before = count(to.client()).await;
+        let mut child = tokio::process::Command::new(bin)
+            .args(["-apply", "--json", "-from", &from.url(), "-to", &to.url()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        loop {
+            if child.try_wait().expect("try_wait").is_some() || count(to.client()).await > before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        eprintln!(
+            "run {step} killed: {} memories on the target",
+            count(to.client()).await
+        );
+    }
+    let partial = everything(&to.client()).await.len();
+    eprintln!("after three kills: {partial} of {n} memories on the target");
+    assert!(partial <= n);
+    let out = tokio::process::Command::new(bin)
+        .args(["-apply", "--json", "-from", &from.url(), "-to", &to.url()])
+        .output()
+        .await
+        .expect("finish");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["created"].as_u64().unwrap()
+            + json["updated"].as_u64().unwrap()
+            + json["identical"].as_u64().unwrap(),
+        n as u64,
+        "{json}"
+    );
+    assert_eq!(everything(&to.client()).await.len(), n);
+    assert_same(&from, &to).await;
+    let clean = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(clean.difference_total(), 0, "{clean}");
+}
