@@ -54,8 +54,12 @@ impl Selection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub mode: Mode,
-    /// Source plugin URL (flag or `MEMORY_MIGRATE_FROM`).
+    /// Source plugin URL (flag or `MEMORY_MIGRATE_FROM`); empty with `-from-database`.
     pub from: String,
+    /// Source read from a plugin's own Postgres tables instead (`-from-database`).
+    pub from_database: Option<String>,
+    /// Schema of those tables (`-from-schema`, default `memory_plugin`).
+    pub from_schema: String,
     /// Target plugin URL (flag or `MEMORY_MIGRATE_TO`).
     pub to: String,
     pub from_token: Option<String>,
@@ -70,7 +74,7 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Help,
-    Run(Plan),
+    Run(Box<Plan>),
 }
 
 /// A usage or configuration mistake (exit 2).
@@ -112,6 +116,8 @@ modes (exactly one):
 
 flags:
   -from=<url>              source plugin (env MEMORY_MIGRATE_FROM); must advertise `scan`
+  -from-database=<url>     instead of -from: read a v1-only plugin's own Postgres tables
+  -from-schema=<name>      their schema (default memory_plugin)
   -to=<url>                target plugin (env MEMORY_MIGRATE_TO)
   -limit=N                 apply: at most N memory writes this run (run again to continue)
   -namespace=<name>        only this namespace
@@ -125,7 +131,18 @@ environment:
 exit codes: 0 clean, 1 differences or row errors, 2 usage or configuration
 ";
 
-const VALUE_FLAGS: &[&str] = &["from", "to", "limit", "namespace", "namespace-prefix"];
+const VALUE_FLAGS: &[&str] = &[
+    "from",
+    "to",
+    "limit",
+    "namespace",
+    "namespace-prefix",
+    "from-database",
+    "from-schema",
+];
+
+/// Default of `-from-schema`.
+pub const DEFAULT_SCHEMA: &str = "memory_plugin";
 
 /// Parses the arguments (without the program name), reading missing URLs
 /// and the tokens through `env`.
@@ -140,6 +157,7 @@ where
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
     let mut modes = Vec::new();
     let (mut from, mut to, mut limit, mut namespace, mut prefix) = (None, None, None, None, None);
+    let (mut from_database, mut from_schema): (Option<String>, Option<String>) = (None, None);
     let mut json = false;
     let mut help = false;
     let mut i = 0;
@@ -173,6 +191,15 @@ where
             };
             match name.as_str() {
                 "from" => from = Some(value),
+                "from-database" => from_database = Some(value),
+                "from-schema" => {
+                    if !crate::db::valid_schema(value.trim()) {
+                        return Err(usage(format!(
+                            "-from-schema: {value:?} is not a lowercase SQL identifier"
+                        )));
+                    }
+                    from_schema = Some(value.trim().to_string());
+                }
                 "to" => to = Some(value),
                 "limit" => {
                     let n: u64 = value
@@ -230,26 +257,52 @@ where
         }
     };
     let nonblank = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let from = nonblank(from)
-        .or_else(|| nonblank(env(ENV_FROM)))
-        .ok_or_else(|| usage(format!("no source plugin: set -from=<url> or {ENV_FROM}")))?;
+    let from_database = nonblank(from_database);
     let to = nonblank(to)
         .or_else(|| nonblank(env(ENV_TO)))
         .ok_or_else(|| usage(format!("no target plugin: set -to=<url> or {ENV_TO}")))?;
-    for (what, raw) in [("-from", &from), ("-to", &to)] {
-        check_url(what, raw)?;
-    }
-    if url::Url::parse(&from).ok().map(|u| mask_url(&u))
-        == url::Url::parse(&to).ok().map(|u| mask_url(&u))
-    {
-        return Err(usage(format!(
-            "-from and -to are the same plugin ({})",
-            shown_url(&from)
-        )));
-    }
-    Ok(Parsed::Run(Plan {
+    check_url("-to", &to)?;
+    let from = match &from_database {
+        Some(db) => {
+            if from.is_some() {
+                return Err(usage("give -from or -from-database, not both"));
+            }
+            if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+                return Err(usage(format!(
+                    "-from-database: {} is not a postgres:// URL",
+                    shown_url(db)
+                )));
+            }
+            String::new()
+        }
+        None => {
+            if from_schema.is_some() {
+                return Err(usage("-from-schema needs -from-database"));
+            }
+            let from = nonblank(from)
+                .or_else(|| nonblank(env(ENV_FROM)))
+                .ok_or_else(|| {
+                    usage(format!(
+                        "no source: set -from=<url> (or {ENV_FROM}) or -from-database=<postgres URL>"
+                    ))
+                })?;
+            check_url("-from", &from)?;
+            if url::Url::parse(&from).ok().map(|u| mask_url(&u))
+                == url::Url::parse(&to).ok().map(|u| mask_url(&u))
+            {
+                return Err(usage(format!(
+                    "-from and -to are the same plugin ({})",
+                    shown_url(&from)
+                )));
+            }
+            from
+        }
+    };
+    Ok(Parsed::Run(Box::new(Plan {
         mode,
         from,
+        from_database,
+        from_schema: from_schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string()),
         to,
         from_token: nonblank(env(ENV_FROM_TOKEN)),
         to_token: nonblank(env(ENV_TO_TOKEN)),
@@ -259,7 +312,7 @@ where
             namespace_prefix: prefix,
         },
         json,
-    }))
+    })))
 }
 
 fn check_url(what: &str, raw: &str) -> Result<(), UsageError> {
@@ -309,7 +362,7 @@ mod tests {
 
     fn plan(args: &[&str]) -> Result<Plan, UsageError> {
         match parse(args.iter().copied(), no_env)? {
-            Parsed::Run(p) => Ok(p),
+            Parsed::Run(p) => Ok(*p),
             Parsed::Help => panic!("help"),
         }
     }
@@ -360,6 +413,43 @@ mod tests {
         assert!(e.0.contains("same plugin"), "{e}");
         assert!(plan(&["-apply", "-from=http://a", "-to=http://b", "-limit=0"]).is_err());
         assert!(plan(&["-apply", "-from=http://a", "-to=http://b", "-bogus"]).is_err());
+    }
+
+    #[test]
+    fn from_database_instead_of_from() {
+        let p = plan(&[
+            "-verify",
+            "-from-database=postgres://u:p@h/db",
+            "-from-schema",
+            "plugin_x",
+            "-to=http://b",
+        ])
+        .unwrap();
+        assert_eq!(p.from_database.as_deref(), Some("postgres://u:p@h/db"));
+        assert_eq!(p.from_schema, "plugin_x");
+        assert!(p.from.is_empty());
+        assert!(plan(&[
+            "-verify",
+            "-from=http://a",
+            "-from-database=postgres://h/db",
+            "-to=http://b"
+        ])
+        .is_err());
+        assert!(plan(&["-verify", "-from-database=mysql://h/db", "-to=http://b"]).is_err());
+        assert!(plan(&[
+            "-verify",
+            "-from-database=postgres://h/db",
+            "-from-schema=Bad;",
+            "-to=http://b"
+        ])
+        .is_err());
+        assert!(plan(&[
+            "-verify",
+            "-from=http://a",
+            "-from-schema=x",
+            "-to=http://b"
+        ])
+        .is_err());
     }
 
     #[test]

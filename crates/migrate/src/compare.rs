@@ -6,8 +6,9 @@
 //! side that has it. [`verify_difference`] and [`same_for_apply`] decide
 //! what counts as different.
 
+use crate::db::Db;
 use chrono::{DateTime, Utc};
-use memory_client::{Client, ClientError};
+use memory_client::Client;
 use memory_contract::Memory;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -55,9 +56,18 @@ impl IdRange {
     }
 }
 
+/// Where one side's memories are read.
+#[derive(Clone, Copy)]
+pub enum Side<'a> {
+    /// A plugin, through its `scan` extension.
+    Plugin(&'a Client),
+    /// A plugin's own tables.
+    Database(&'a Db),
+}
+
 /// One side's memories of a range, page by page.
 pub struct Pager<'a> {
-    client: &'a Client,
+    side: Side<'a>,
     after: Option<Uuid>,
     before: Option<Uuid>,
     buf: VecDeque<Memory>,
@@ -65,10 +75,10 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    /// Reads `range` of `client` through the `scan` extension.
-    pub fn new(client: &'a Client, range: IdRange) -> Self {
+    /// Reads `range` of `side`.
+    pub fn new(side: Side<'a>, range: IdRange) -> Self {
         Pager {
-            client,
+            side,
             after: range.after,
             before: range.before,
             buf: VecDeque::new(),
@@ -79,8 +89,8 @@ impl<'a> Pager<'a> {
     /// The next memory by id, or `None` at the end of the range.
     ///
     /// # Errors
-    /// The client's error for a page that could not be read.
-    pub async fn next(&mut self) -> Result<Option<Memory>, ClientError> {
+    /// Why a page could not be read.
+    pub async fn next(&mut self) -> Result<Option<Memory>, String> {
         loop {
             if let Some(m) = self.buf.pop_front() {
                 return Ok(Some(m));
@@ -88,15 +98,21 @@ impl<'a> Pager<'a> {
             if self.done {
                 return Ok(None);
             }
-            let page = self
-                .client
-                .scan_memories(self.after, self.before, PAGE)
-                .await?;
-            match page.next_after {
+            let (memories, next_after) = match self.side {
+                Side::Plugin(c) => {
+                    let page = c
+                        .scan_memories(self.after, self.before, PAGE)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (page.memories, page.next_after)
+                }
+                Side::Database(db) => db.page(self.after, self.before, PAGE).await?,
+            };
+            match next_after {
                 Some(next) if Some(next) != self.after => self.after = Some(next),
                 _ => self.done = true,
             }
-            self.buf.extend(page.memories);
+            self.buf.extend(memories);
         }
     }
 }
@@ -116,7 +132,7 @@ pub enum Pair {
 #[derive(Debug)]
 pub struct ReadError {
     pub side: &'static str,
-    pub error: ClientError,
+    pub error: String,
 }
 
 impl std::fmt::Display for ReadError {

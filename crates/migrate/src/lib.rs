@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod compare;
+pub mod db;
 pub mod report;
 pub mod run;

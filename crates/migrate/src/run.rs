@@ -8,8 +8,9 @@
 
 use crate::cli::{mask_url, shown_url, Mode, Plan};
 use crate::compare::{
-    same_for_apply, verify_difference, DiffKind, IdRange, Merger, Pager, Pair, ReadError,
+    same_for_apply, verify_difference, DiffKind, IdRange, Merger, Pager, Pair, ReadError, Side,
 };
+use crate::db::Db;
 use crate::report::{Difference, Report, RowError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -64,7 +65,7 @@ async fn capabilities(what: &str, url: &str, c: &Client) -> Result<(), Fatal> {
 
 struct Ctx<'a> {
     plan: &'a Plan,
-    source: &'a Client,
+    source: Side<'a>,
     target: &'a Client,
     target_scan: bool,
     target_batch: bool,
@@ -122,13 +123,25 @@ impl Ctx<'_> {
     }
 
     async fn prepare_namespace(&self, name: &str, write: bool) -> Result<bool, String> {
-        let settings = if self.source_list {
-            match self.source.get_namespace(name).await {
-                Ok(Some(ns)) => NamespaceUpsert {
-                    kind: ns.kind,
-                    expires_at: ns.expires_at,
-                    metadata: ns.metadata,
-                },
+        let read = match self.source {
+            Side::Database(db) if self.source_list => Some(db.namespace(name).await),
+            Side::Plugin(c) if self.source_list => Some(
+                c.get_namespace(name)
+                    .await
+                    .map(|ns| {
+                        ns.map(|ns| NamespaceUpsert {
+                            kind: ns.kind,
+                            expires_at: ns.expires_at,
+                            metadata: ns.metadata,
+                        })
+                    })
+                    .map_err(|e| e.to_string()),
+            ),
+            _ => None,
+        };
+        let settings = if let Some(read) = read {
+            match read {
+                Ok(Some(ns)) => ns,
                 Ok(None) => return Err("namespace no longer on the source".into()),
                 Err(e) => return Err(format!("reading the namespace on the source: {e}")),
             }
@@ -188,7 +201,9 @@ impl Ctx<'_> {
 
     /// Dry-run and apply over one id range.
     async fn apply_range(&self, range: IdRange, write: bool) {
-        let target = self.target_scan.then(|| Pager::new(self.target, range));
+        let target = self
+            .target_scan
+            .then(|| Pager::new(Side::Plugin(self.target), range));
         let mut merger = Merger::new(Pager::new(self.source, range), target);
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
         let mut pending_bytes = 0usize;
@@ -340,7 +355,7 @@ impl Ctx<'_> {
     async fn verify_range(&self, range: IdRange, created_at: bool) {
         let mut merger = Merger::new(
             Pager::new(self.source, range),
-            Some(Pager::new(self.target, range)),
+            Some(Pager::new(Side::Plugin(self.target), range)),
         );
         loop {
             let pair = match merger.next().await {
@@ -435,56 +450,90 @@ fn differing_buckets(
 /// [`Fatal`] when a side is unreachable or lacks what the run needs.
 pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
     let started = Instant::now();
-    let source = client("source", &plan.from, plan.from_token.as_ref())?;
     let target = client("target", &plan.to, plan.to_token.as_ref())?;
-    capabilities("source", &plan.from, &source).await?;
+    let (source_client, db) = match &plan.from_database {
+        Some(url) => (
+            None,
+            Some(Db::connect(url, &plan.from_schema).await.map_err(Fatal)?),
+        ),
+        None => {
+            let c = client("source", &plan.from, plan.from_token.as_ref())?;
+            capabilities("source", &plan.from, &c).await?;
+            (Some(c), None)
+        }
+    };
     capabilities("target", &plan.to, &target).await?;
-    if !source.supports(capability::SCAN) {
+    let source = match (&source_client, &db) {
+        (Some(c), _) => Side::Plugin(c),
+        (None, Some(d)) => Side::Database(d),
+        (None, None) => return Err(fatal("no source")),
+    };
+    // What the source offers: a plugin says so; its tables have ids, namespaces and created_at.
+    let source_has = |cap: &str| match source {
+        Side::Plugin(c) => c.supports(cap),
+        Side::Database(_) => {
+            [capability::SCAN, capability::LIST, capability::CREATED_AT].contains(&cap)
+        }
+    };
+    if !source_has(capability::SCAN) {
         return Err(fatal(format!(
             "the source plugin {} does not advertise `scan`, so its memories cannot be enumerated; \
-             reading a v1-only plugin's tables (-from-database) is not implemented yet",
+             read its tables instead with -from-database=<postgres URL> (and -from-schema)",
             shown_url(&plan.from)
         )));
     }
-    let both = |cap: &str| source.supports(cap) && target.supports(cap);
+    let both = |cap: &str| source_has(cap) && target.supports(cap);
+    let source_shown = match (&db, url::Url::parse(&plan.from)) {
+        (Some(d), _) => d.display.clone(),
+        (None, Ok(u)) => mask_url(&u),
+        (None, Err(_)) => String::new(),
+    };
     let mut report = Report::new(
         plan.mode,
-        url::Url::parse(&plan.from)
-            .map(|u| mask_url(&u))
-            .unwrap_or_default(),
+        source_shown,
         url::Url::parse(&plan.to)
             .map(|u| mask_url(&u))
             .unwrap_or_default(),
     );
-    report.source_mode = format!(
-        "scan: GET /v1/memories over {RANGES} id ranges in parallel; namespaces {}",
-        if source.supports(capability::LIST) {
-            "read with GET /v1/namespaces/{name}"
-        } else {
-            "not readable (no `list`): kind taken from the name, no expiry or metadata"
-        }
-    );
+    report.source_mode = match source {
+        Side::Database(_) => format!(
+            "database: the v1-only plugin's tables {s}.memory_records and {s}.memory_namespaces, over {RANGES} id ranges in parallel",
+            s = plan.from_schema
+        ),
+        Side::Plugin(_) => format!(
+            "scan: GET /v1/memories over {RANGES} id ranges in parallel; namespaces {}",
+            if source_has(capability::LIST) {
+                "read with GET /v1/namespaces/{name}"
+            } else {
+                "not readable (no `list`): kind taken from the name, no expiry or metadata"
+            }
+        ),
+    };
     let keep_created_at = target.supports(capability::CREATED_AT);
     if !keep_created_at && plan.mode != Mode::Verify {
         report
             .not_carried
             .push("created_at: the target does not advertise `created_at`; memories get the time of the write".into());
     }
-    if both(capability::EMBEDDING) && plan.mode != Mode::Verify {
+    let embeddings_lost = match source {
+        Side::Plugin(c) => c.supports(capability::EMBEDDING),
+        Side::Database(_) => true,
+    } && target.supports(capability::EMBEDDING);
+    if embeddings_lost && plan.mode != Mode::Verify {
         report.not_carried.push(
-            "embedding: the `scan` extension does not return embeddings, so none are copied".into(),
+            "embedding: not read from the source (neither `scan` nor -from-database carries it yet), so none are copied".into(),
         );
     }
     let target_scan = target.supports(capability::SCAN);
     let progress = Progress::start("memory-migrate", None, show_progress);
     let ctx = Ctx {
         plan,
-        source: &source,
+        source,
         target: &target,
         target_scan,
         target_batch: target.supports(capability::BATCH),
         target_list: target.supports(capability::LIST),
-        source_list: source.supports(capability::LIST),
+        source_list: source_has(capability::LIST),
         keep_created_at,
         now: Utc::now(),
         report: Mutex::new(report),
@@ -522,7 +571,8 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
                 )));
             }
             let created_at = both(capability::CREATED_AT);
-            let ranges = if both(capability::CHECKSUM) {
+            let ranges = if let (true, Some(source)) = (both(capability::CHECKSUM), &source_client)
+            {
                 let wait = Duration::from_secs(300);
                 let (a, b) = futures::join!(
                     source.memory_checksums_within(CHECKSUM_PREFIX, created_at, wait),

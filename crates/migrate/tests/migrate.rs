@@ -143,6 +143,8 @@ fn plan(mode: Mode, from: &Plugin, to: &Plugin) -> Plan {
     Plan {
         mode,
         from: from.url(),
+        from_database: None,
+        from_schema: "memory_plugin".into(),
         to: to.url(),
         from_token: None,
         to_token: None,
@@ -483,4 +485,111 @@ async fn killed_three_times_mid_apply_then_finished_is_exact() {
     assert_same(&from, &to).await;
     let clean = go(&plan(Mode::Verify, &from, &to)).await;
     assert_eq!(clean.difference_total(), 0, "{clean}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences() {
+    // The v1-only plugin: our plugin on its own Postgres database, serving plain v1.
+    let db = memory_testkit::pg15().await;
+    let store = memory_plugin::store::open(Some(db.url()), &Default::default())
+        .await
+        .expect("plugin store");
+    let v1 = memory_plugin::server::spawn(
+        store.clone(),
+        memory_plugin::server::ServerConfig {
+            v1_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("v1-only plugin");
+    assert!(!Client::new(ClientConfig::new(v1.url()))
+        .unwrap()
+        .refresh_capabilities()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c == "scan"));
+    // Seeded through a full server on the same store (v1 cannot keep created_at).
+    let full = Plugin {
+        server: memory_plugin::server::spawn(store, Default::default())
+            .await
+            .expect("seeding server"),
+        _db: None,
+        _dir: None,
+    };
+    let seeded = seed(&full, 1500).await;
+    let n = seeded.len() as u64;
+    let to = sqlite_plugin().await;
+    let source = Plugin {
+        server: v1,
+        _db: Some(db),
+        _dir: None,
+    };
+
+    // -from pointing at the v1-only plugin: exit 2, saying to read its tables.
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let out = Command::new(bin)
+        .args(["-dry-run", "-from", &source.url(), "-to", &to.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-from-database"));
+
+    let db_url = source._db.as_ref().unwrap().url().to_string();
+    let mut p = plan(Mode::Apply, &source, &to);
+    p.from = String::new();
+    p.from_database = Some(db_url.clone());
+    let first = go(&p).await;
+    assert!(first.source_mode.starts_with("database:"), "{first}");
+    assert_eq!((first.created, first.errors), (n, 0), "{first}");
+    assert_eq!(first.namespaces_created, 3, "{first}");
+    let again = go(&p).await;
+    assert_eq!(
+        (again.created, again.updated, again.identical),
+        (0, 0, n),
+        "{again}"
+    );
+    assert_same(&full, &to).await;
+
+    p.mode = Mode::Verify;
+    let clean = go(&p).await;
+    assert_eq!(clean.difference_total(), 0, "{clean}");
+    assert!(clean.method.starts_with("scan"), "{clean}");
+
+    let target = to.client();
+    let (ns1, w1) = &seeded[3];
+    let (ns2, w2) = &seeded[4];
+    let (ns3, w3) = &seeded[5];
+    target.forget(w1.id.unwrap(), ns1).await.unwrap();
+    let mut edited = w2.clone();
+    edited.content = "edited".into();
+    target.write_memory(ns2, &edited).await.unwrap();
+    target.forget(w3.id.unwrap(), ns3).await.unwrap();
+    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
+    target.write_memory(elsewhere, w3).await.unwrap();
+    let found = go(&p).await;
+    let want: BTreeMap<(Uuid, &'static str), String> = [
+        ((w1.id.unwrap(), "missing"), ns1.clone()),
+        ((w2.id.unwrap(), "content_differs"), ns2.clone()),
+        ((w3.id.unwrap(), "wrong_namespace"), ns3.clone()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(differences(&found), want, "{found}");
+    assert_eq!(found.exit_code(), 1);
+
+    // The binary, with the database's password masked in a failure.
+    let out = Command::new(bin)
+        .args([
+            "-verify",
+            "-from-database=postgres://u:sekrit@127.0.0.1:1/none",
+            &format!("-to={}", to.url()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("memory-migrate: error: "), "{err}");
+    assert!(!err.contains("sekrit"), "{err}");
 }
