@@ -20,6 +20,9 @@ pub const PLUGIN_SCHEMA: &str = "memory_plugin";
 pub const FLOOR_SCHEMA: &str = "bench_floor";
 /// Schema the naive per-row baseline writes into.
 pub const NAIVE_SCHEMA: &str = "bench_naive";
+/// Schema of the Postgres plugin `memory-migrate` moves the SQLite plugin's
+/// memories into (section j).
+pub const MIGRATE_SCHEMA: &str = "bench_migrate";
 
 /// Namespace resolution of every workspace, as DESIGN section 5 defines it:
 /// team = parent (self for a root or a dangling parent), org = highest

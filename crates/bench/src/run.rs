@@ -4,12 +4,15 @@
 //! Order: legacy data; floor (a), the in-database copy; (b) backfill apply;
 //! (d) verify-all and its anti-join floor; (c) the naive slice; (f) search
 //! and (e) commit load on the Postgres plugin against direct SQL; (i) the
-//! gateway in front of it against the plugin alone; (h) its peak memory; (g) the same plugin figures on SQLite. Everything lives in
-//! one scratch database and one temporary directory, both removed at the
-//! end, also after an error, a panic or Ctrl-C.
+//! gateway in front of it against the plugin alone; (h) its peak memory; (g)
+//! the same plugin figures on SQLite; (j) the plugin swap, `memory-migrate`
+//! from that SQLite plugin (restarted on its file) to a fresh Postgres plugin,
+//! against (b)'s apply time. Everything lives in one scratch database and one
+//! temporary directory, both removed at the end, also after an error, a panic
+//! or Ctrl-C.
 
 use crate::child::MeasuredChild;
-use crate::floors::{self, Mode, FLOOR_SCHEMA, NAIVE_SCHEMA, PLUGIN_SCHEMA};
+use crate::floors::{self, Mode, FLOOR_SCHEMA, MIGRATE_SCHEMA, NAIVE_SCHEMA, PLUGIN_SCHEMA};
 use crate::legacy::{self, LegacySize, LegacyStats, SEARCH_TERMS, SUBSTRING_CHARS};
 use crate::load::{run_load, LoadBounds, LoadSummary};
 use crate::machine::Machine;
@@ -35,6 +38,10 @@ use uuid::Uuid;
 const MIB: f64 = 1024.0 * 1024.0;
 /// Peak memory bar of the backfill (apply and verify).
 const BACKFILL_RSS_TARGET: f64 = 64.0 * MIB;
+/// Peak memory bar of `memory-migrate -apply` (section j).
+const MIGRATE_RSS_TARGET: f64 = 64.0 * MIB;
+/// The SQLite plugin's file in the run's temporary directory (sections g and j).
+const SQLITE_FILE: &str = "bench.sqlite";
 /// Connections of the plugin's pool: the largest load level, so the plugin
 /// is not held to fewer connections than its direct-SQL floor.
 const PLUGIN_MAX_CONNECTIONS: usize = 32;
@@ -43,12 +50,13 @@ const SEARCH_NAMESPACE_SETS: i64 = 200;
 /// Results per search request (the contract's default).
 const SEARCH_LIMIT: i64 = 20;
 
-/// The two binaries under test.
+/// The binaries under test.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub plugin: PathBuf,
     pub backfill: PathBuf,
     pub gateway: PathBuf,
+    pub migrate: PathBuf,
 }
 
 /// Everything a run produced.
@@ -102,7 +110,9 @@ pub fn build_binaries() -> Result<()> {
         return Ok(());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    progress("building memory-plugin, memory-backfill and memory-gateway (release)");
+    progress(
+        "building memory-plugin, memory-backfill, memory-gateway and memory-migrate (release)",
+    );
     let status = std::process::Command::new(cargo)
         .args([
             "build",
@@ -113,18 +123,23 @@ pub fn build_binaries() -> Result<()> {
             "memory-backfill",
             "-p",
             "memory-gateway",
+            "-p",
+            "memory-migrate",
         ])
         .current_dir(&workspace)
         .stdout(std::process::Stdio::null())
         .status()
-        .context("cannot run cargo to build memory-plugin, memory-backfill and memory-gateway")?;
+        .context(
+            "cannot run cargo to build memory-plugin, memory-backfill, memory-gateway and memory-migrate",
+        )?;
     if !status.success() {
-        bail!("cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway failed ({status})");
+        bail!("cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway -p memory-migrate failed ({status})");
     }
     Ok(())
 }
 
-/// Finds `memory-plugin` and `memory-backfill` in `dir` or next to this executable.
+/// Finds `memory-plugin`, `memory-backfill`, `memory-gateway` and
+/// `memory-migrate` in `dir` or next to this executable.
 ///
 /// # Errors
 ///
@@ -142,11 +157,17 @@ pub fn locate_binaries(dir: Option<&Path>) -> Result<Binaries> {
         plugin: dir.join("memory-plugin"),
         backfill: dir.join("memory-backfill"),
         gateway: dir.join("memory-gateway"),
+        migrate: dir.join("memory-migrate"),
     };
-    for bin in [&found.plugin, &found.backfill, &found.gateway] {
+    for bin in [
+        &found.plugin,
+        &found.backfill,
+        &found.gateway,
+        &found.migrate,
+    ] {
         if !bin.is_file() {
             bail!(
-                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway` \
+                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway -p memory-migrate` \
                  or pass --bin-dir",
                 bin.display()
             );
@@ -557,6 +578,18 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     )
     .await?;
 
+    // (j) the SQLite plugin's memories moved to a fresh Postgres plugin.
+    plugin_swap(
+        &ctx,
+        &pool,
+        BackfillApply {
+            seconds: apply_secs,
+            rows: migrated as u64,
+        },
+        &mut out,
+    )
+    .await?;
+
     // Semantic search, where a server with pgvector is available.
     if plan.semantic {
         semantic_figures(&ctx, &pool, &namespace_sets, &mut out).await?;
@@ -842,7 +875,7 @@ async fn sqlite_figures(
     out: &mut Outcome,
 ) -> Result<()> {
     let plan = &ctx.plan;
-    let file = ctx.work_dir.join("bench.sqlite");
+    let file = ctx.work_dir.join(SQLITE_FILE);
     let mut plugin = PluginProcess::start(
         "plugin-sqlite",
         &ctx.bins.plugin,
@@ -982,6 +1015,186 @@ async fn sqlite_figures(
             .into(),
     );
     Ok(())
+}
+
+/// (b)'s apply, the yardstick of (j).
+struct BackfillApply {
+    seconds: f64,
+    rows: u64,
+}
+
+/// (j): `memory-migrate -apply`, then `-verify`, from the SQLite plugin of
+/// (g) (restarted on the same file) to a fresh Postgres plugin on
+/// [`MIGRATE_SCHEMA`], against (b)'s apply time for as many rows.
+async fn plugin_swap(
+    ctx: &Ctx,
+    pool: &PgPool,
+    backfill: BackfillApply,
+    out: &mut Outcome,
+) -> Result<()> {
+    let file = ctx.work_dir.join(SQLITE_FILE);
+    let source_rows: i64 = {
+        let floor = SqliteFloor::open(&file, 1).await?;
+        let count = sqlx::query_scalar("SELECT count(*) FROM memory_records")
+            .fetch_one(&floor.reader)
+            .await;
+        floor.close().await;
+        count.context("cannot count the SQLite plugin's memories")?
+    };
+    let source = PluginProcess::start(
+        "plugin-sqlite-source",
+        &ctx.bins.plugin,
+        &format!("sqlite:{}", file.display()),
+        &[],
+        &ctx.work_dir,
+    )
+    .await?;
+    let target = match start_pg_plugin(ctx, MIGRATE_SCHEMA, "plugin-migrate-target").await {
+        Ok(t) => t,
+        Err(e) => {
+            source.stop().await;
+            return Err(e);
+        }
+    };
+    let result = async {
+        checkpoint(pool).await;
+        progress(&format!(
+            "(j) memory-migrate -apply: {source_rows} memories, SQLite plugin to Postgres plugin"
+        ));
+        let apply = run_migrate(
+            ctx,
+            "migrate-apply",
+            "-apply",
+            source.base_url(),
+            target.base_url(),
+        )
+        .await?;
+        progress("(j) memory-migrate -verify");
+        let verify = run_migrate(
+            ctx,
+            "migrate-verify",
+            "-verify",
+            source.base_url(),
+            target.base_url(),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((apply, verify))
+    }
+    .await;
+    target.stop().await;
+    source.stop().await;
+    let (apply, verify) = result?;
+
+    if !apply.exit.success() {
+        out.failures.push(format!(
+            "memory-migrate -apply ended with {}: {}",
+            apply.exit.describe(),
+            apply.stderr_tail
+        ));
+    }
+    if !verify.exit.success() {
+        out.failures.push(format!(
+            "memory-migrate -verify ended with {}: {}",
+            verify.exit.describe(),
+            verify.stderr_tail
+        ));
+    }
+    let moved: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {MIGRATE_SCHEMA}.memory_records"
+    ))
+    .fetch_one(pool)
+    .await?;
+    if moved != source_rows {
+        out.failures.push(format!(
+            "after memory-migrate -apply the Postgres plugin holds {moved} memories, the SQLite plugin {source_rows}"
+        ));
+    }
+
+    // (b)'s time for as many rows as (j) moves: the SQLite plugin holds the
+    // (g) load plus (g)'s commits, which need not be (b)'s row count.
+    let rows = source_rows.max(0) as u64;
+    let floor_secs = if backfill.rows == 0 || backfill.rows == rows {
+        backfill.seconds
+    } else {
+        backfill.seconds * rows as f64 / backfill.rows as f64
+    };
+    let floor_name = if backfill.rows == rows {
+        "(b) apply".to_string()
+    } else {
+        format!("(b) apply, scaled to {rows} rows")
+    };
+    let apply_secs = apply.exit.elapsed.as_secs_f64();
+    out.add(
+        Figure::against(
+            "j",
+            format!("migrate SQLite -> Postgres -apply, {rows} rows"),
+            apply_secs,
+            Unit::Seconds,
+            floor_name,
+            floor_secs,
+        )
+        .with_target(Target::RatioAtMost(1.25))
+        .with_note(format!(
+            "plugin swap: memory-migrate -apply moved {moved} memories in {apply_secs:.2} s; (b) backfill -apply moved {} rows in {:.2} s",
+            backfill.rows, backfill.seconds
+        )),
+    );
+    out.add(Figure::against(
+        "j",
+        "migrate -apply rate",
+        moved as f64 / apply_secs.max(1e-9),
+        Unit::PerSecond,
+        "(b) apply rate",
+        backfill.rows as f64 / backfill.seconds.max(1e-9),
+    ));
+    out.add(
+        Figure::plain(
+            "j",
+            "migrate -apply peak RSS",
+            apply.exit.peak_rss_bytes as f64,
+            Unit::Bytes,
+        )
+        .with_target(Target::ValueBelow(MIGRATE_RSS_TARGET)),
+    );
+    out.add(Figure::plain(
+        "j",
+        "migrate -verify",
+        verify.exit.elapsed.as_secs_f64(),
+        Unit::Seconds,
+    ));
+    Ok(())
+}
+
+/// Runs `memory-migrate <mode> --json` from `from` to `to`.
+async fn run_migrate(
+    ctx: &Ctx,
+    label: &str,
+    mode: &str,
+    from: &str,
+    to: &str,
+) -> Result<BackfillRun> {
+    let from_arg = format!("-from={from}");
+    let to_arg = format!("-to={to}");
+    let mut child = MeasuredChild::spawn(
+        label,
+        &ctx.bins.migrate,
+        &[mode, "--json", &from_arg, &to_arg],
+        &[],
+        &ctx.work_dir,
+    )
+    .with_context(|| format!("failed to start {}", ctx.bins.migrate.display()))?;
+    let exit = child.wait(Duration::from_secs(6 * 3600)).await;
+    progress(&format!(
+        "    {} in {:.2} s, peak RSS {:.1} MiB",
+        exit.describe(),
+        exit.elapsed.as_secs_f64(),
+        exit.peak_rss_bytes as f64 / MIB
+    ));
+    Ok(BackfillRun {
+        stderr_tail: child.stderr_tail(1500),
+        stdout: child.stdout_text(),
+        exit,
+    })
 }
 
 /// Creates every namespace the mapping can produce, eight requests at a time.
