@@ -213,6 +213,70 @@ const VALUE_FLAGS: &[&str] = &[
     "concurrency",
 ];
 
+/// One flag of an operator's command line, with its value when it takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// The name without dashes, underscores read as dashes (`-dry_run` is `dry-run`).
+    pub name: String,
+    /// The value of a flag listed in `value_flags`; `None` for the others.
+    pub value: Option<String>,
+}
+
+/// Splits a command line in the runbook style that `memory-backfill` and
+/// `memory-migrate` share: one or two dashes, and for the flags named in
+/// `value_flags` a value after `=` or as the next argument. Other flags take
+/// no value.
+///
+/// # Errors
+///
+/// A one-line message for a stray argument, a missing value, or a value
+/// given to a flag that takes none.
+pub fn split_flags(args: &[String], value_flags: &[&str]) -> Result<Vec<Flag>, String> {
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(body) = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|b| !b.is_empty())
+        else {
+            return Err(format!(
+                "unexpected argument {arg:?}; flags start with '-' (see -help)"
+            ));
+        };
+        let (name, inline_value) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        // Underscores are a common slip: `-dry_run`, `-verify_sample`.
+        let name = name.replace('_', "-");
+        if value_flags.contains(&name.as_str()) {
+            let value = match inline_value {
+                Some(v) => v,
+                None => {
+                    let Some(v) = args.get(i) else {
+                        return Err(format!("-{name} needs a value, e.g. -{name}=N"));
+                    };
+                    i += 1;
+                    v.clone()
+                }
+            };
+            flags.push(Flag {
+                name,
+                value: Some(value),
+            });
+            continue;
+        }
+        if let Some(v) = inline_value {
+            return Err(format!("-{name} takes no value (got {v:?})"));
+        }
+        flags.push(Flag { name, value: None });
+    }
+    Ok(flags)
+}
+
 /// Parses the arguments after the program name.
 ///
 /// # Errors
@@ -225,42 +289,11 @@ where
 {
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
     let mut raw = RawFlags::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let Some(body) = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .filter(|b| !b.is_empty())
-        else {
-            return Err(usage(format!(
-                "unexpected argument {arg:?}; flags start with '-' (see -help)"
-            )));
-        };
-        let (name, inline_value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        // Accept `-dry_run` and `-verify_sample` too: underscores are a common slip.
-        let name = name.replace('_', "-");
-        let name = name.as_str();
-        if VALUE_FLAGS.contains(&name) {
-            let value = match inline_value {
-                Some(v) => v,
-                None => {
-                    let Some(v) = args.get(i) else {
-                        return Err(usage(format!("-{name} needs a value, e.g. -{name}=N")));
-                    };
-                    i += 1;
-                    v.clone()
-                }
-            };
-            set_value(&mut raw, name, &value)?;
+    for flag in split_flags(&args, VALUE_FLAGS).map_err(usage)? {
+        let name = flag.name.as_str();
+        if let Some(value) = &flag.value {
+            set_value(&mut raw, name, value)?;
             continue;
-        }
-        if let Some(v) = inline_value {
-            return Err(usage(format!("-{name} takes no value (got {v:?})")));
         }
         match name {
             "dry-run" | "dryrun" => raw.modes.push(Mode::DryRun),

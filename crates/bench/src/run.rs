@@ -634,13 +634,13 @@ async fn checkpoint(pool: &PgPool) {
     let _ = sqlx::query("CHECKPOINT").execute(pool).await;
 }
 
-struct BackfillRun {
+struct ToolRun {
     exit: crate::child::ChildExit,
     stderr_tail: String,
     stdout: String,
 }
 
-impl BackfillRun {
+impl ToolRun {
     /// The `method` of a `--json` verify report, if stdout holds one.
     fn verify_method(&self) -> Option<String> {
         let report: serde_json::Value = serde_json::from_str(self.stdout.trim()).ok()?;
@@ -648,13 +648,9 @@ impl BackfillRun {
     }
 }
 
-async fn run_backfill(
-    ctx: &Ctx,
-    label: &str,
-    args: &[&str],
-    plugin_url: &str,
-) -> Result<BackfillRun> {
-    let mut child = MeasuredChild::spawn(
+async fn run_backfill(ctx: &Ctx, label: &str, args: &[&str], plugin_url: &str) -> Result<ToolRun> {
+    run_measured(
+        ctx,
         label,
         &ctx.bins.backfill,
         args,
@@ -662,9 +658,21 @@ async fn run_backfill(
             ("DATABASE_URL", ctx.scratch.url().to_string()),
             ("MEMORY_PLUGIN_URL", plugin_url.to_string()),
         ],
-        &ctx.work_dir,
     )
-    .with_context(|| format!("failed to start {}", ctx.bins.backfill.display()))?;
+    .await
+}
+
+/// Runs one of the tools under test to its end, measuring time and peak
+/// memory, and keeps its output.
+async fn run_measured(
+    ctx: &Ctx,
+    label: &str,
+    binary: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<ToolRun> {
+    let mut child = MeasuredChild::spawn(label, binary, args, env, &ctx.work_dir)
+        .with_context(|| format!("failed to start {}", binary.display()))?;
     let exit = child.wait(Duration::from_secs(6 * 3600)).await;
     progress(&format!(
         "    {} in {:.2} s, peak RSS {:.1} MiB",
@@ -672,7 +680,7 @@ async fn run_backfill(
         exit.elapsed.as_secs_f64(),
         exit.peak_rss_bytes as f64 / MIB
     ));
-    Ok(BackfillRun {
+    Ok(ToolRun {
         stderr_tail: child.stderr_tail(1500),
         stdout: child.stdout_text(),
         exit,
@@ -1166,35 +1174,17 @@ async fn plugin_swap(
 }
 
 /// Runs `memory-migrate <mode> --json` from `from` to `to`.
-async fn run_migrate(
-    ctx: &Ctx,
-    label: &str,
-    mode: &str,
-    from: &str,
-    to: &str,
-) -> Result<BackfillRun> {
+async fn run_migrate(ctx: &Ctx, label: &str, mode: &str, from: &str, to: &str) -> Result<ToolRun> {
     let from_arg = format!("-from={from}");
     let to_arg = format!("-to={to}");
-    let mut child = MeasuredChild::spawn(
+    run_measured(
+        ctx,
         label,
         &ctx.bins.migrate,
         &[mode, "--json", &from_arg, &to_arg],
         &[],
-        &ctx.work_dir,
     )
-    .with_context(|| format!("failed to start {}", ctx.bins.migrate.display()))?;
-    let exit = child.wait(Duration::from_secs(6 * 3600)).await;
-    progress(&format!(
-        "    {} in {:.2} s, peak RSS {:.1} MiB",
-        exit.describe(),
-        exit.elapsed.as_secs_f64(),
-        exit.peak_rss_bytes as f64 / MIB
-    ));
-    Ok(BackfillRun {
-        stderr_tail: child.stderr_tail(1500),
-        stdout: child.stdout_text(),
-        exit,
-    })
+    .await
 }
 
 /// Creates every namespace the mapping can produce, eight requests at a time.

@@ -307,12 +307,7 @@ impl Directory {
         let mut out = Vec::new();
         match &self.backend {
             Backend::Postgres { pool, .. } => {
-                let rows = sqlx::query(
-                    "SELECT at, action, actor, workspace, namespace, memory_id, content_sha256 \
-                     FROM memory_gateway_audit ORDER BY id",
-                )
-                .fetch_all(pool)
-                .await?;
+                let rows = sqlx::query(AUDIT_LOG_SQL).fetch_all(pool).await?;
                 for r in rows {
                     let action: String = r.try_get("action")?;
                     out.push(AuditEntry {
@@ -327,12 +322,7 @@ impl Directory {
                 }
             }
             Backend::Sqlite { pool, .. } => {
-                let rows = sqlx::query(
-                    "SELECT at, action, actor, workspace, namespace, memory_id, content_sha256 \
-                     FROM memory_gateway_audit ORDER BY id",
-                )
-                .fetch_all(pool)
-                .await?;
+                let rows = sqlx::query(AUDIT_LOG_SQL).fetch_all(pool).await?;
                 for r in rows {
                     let at: String = r.try_get("at")?;
                     let action: String = r.try_get("action")?;
@@ -550,6 +540,11 @@ async fn sqlite_chain(
     }
     Ok((WorkspaceTree::from_nodes(nodes), names))
 }
+
+/// Every audit row, oldest first; the same on both backends.
+const AUDIT_LOG_SQL: &str =
+    "SELECT at, action, actor, workspace, namespace, memory_id, content_sha256 \
+     FROM memory_gateway_audit ORDER BY id";
 
 /// One audited act.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

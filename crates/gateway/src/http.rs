@@ -68,18 +68,6 @@ async fn require_token(
     }
 }
 
-/// rmcp ends a session with 202 to `DELETE /mcp`; MCP clients (the Python
-/// SDK among them) expect 200 or 204 and warn otherwise. Nothing follows a
-/// session's end, so 204 says the same thing.
-async fn session_end_as_no_content(request: Request, next: Next) -> Response {
-    let is_delete = request.method() == axum::http::Method::DELETE;
-    let mut response = next.run(request).await;
-    if is_delete && response.status() == StatusCode::ACCEPTED {
-        *response.status_mut() = StatusCode::NO_CONTENT;
-    }
-    response
-}
-
 /// Plugin and database reachability: 200 when both answer, else 503.
 async fn health(State(state): State<AppState>) -> Response {
     let budget = Duration::from_secs(2);
@@ -145,7 +133,6 @@ pub fn router(state: AppState, stop: CancellationToken) -> Router {
     );
     let protected = Router::new()
         .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn(session_end_as_no_content))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/health", get(health))

@@ -764,20 +764,16 @@ impl Gateway {
             }
             None => access.writable().map(|e| e.name.clone()).collect(),
         };
-        for ns in &candidates {
-            match self.plugin.forget(id, ns).await {
-                Ok(()) => {
-                    tracing::info!(workspace = %ws, namespace = %ns, memory = %id, "memory forgotten");
-                    return Ok(json!({"forgotten": true}));
-                }
-                Err(ClientError::Api { status: 404, .. }) => continue,
-                Err(e) => return Err(plugin_error(e, "forgetting a memory")),
+        match self.forget_in_first(id, &candidates).await? {
+            Some(ns) => {
+                tracing::info!(workspace = %ws, namespace = %ns, memory = %id, "memory forgotten");
+                Ok(json!({"forgotten": true}))
             }
+            None => Err(ToolError::NotFound(format!(
+                "no memory {id} in {}; only memories in namespaces this workspace may write can be forgotten",
+                candidates.join(", ")
+            ))),
         }
-        Err(ToolError::NotFound(format!(
-            "no memory {id} in {}; only memories in namespaces this workspace may write can be forgotten",
-            candidates.join(", ")
-        )))
     }
 
     /// An operator's deletion in `workspace`'s namespaces: any namespace it
@@ -807,32 +803,57 @@ impl Gateway {
             }
             None => access.readable().iter().map(|e| e.name.clone()).collect(),
         };
-        for ns in candidates.iter() {
+        let Some(ns) = self.forget_in_first(id, &candidates).await? else {
+            return Err(ToolError::NotFound(format!(
+                "no memory {id} in {}",
+                candidates.join(", ")
+            )));
+        };
+        tracing::info!(workspace = %ws, namespace = %ns, memory = %id, "memory forgotten by an operator");
+        self.record_audit(AuditEntry {
+            at: Utc::now(),
+            action: "delete",
+            actor: "admin".to_string(),
+            workspace: Some(ws),
+            namespace: ns.clone(),
+            memory_id: id,
+            content_sha256: None,
+        })
+        .await;
+        Ok(ns)
+    }
+
+    /// Deletes `id` from the first of `namespaces` that holds it; `None`
+    /// when none does. The plugin deletes only in the namespace named, so
+    /// an id from elsewhere is never touched.
+    async fn forget_in_first(
+        &self,
+        id: Uuid,
+        namespaces: &[String],
+    ) -> Result<Option<String>, ToolError> {
+        for ns in namespaces {
             match self.plugin.forget(id, ns).await {
-                Ok(()) => {
-                    tracing::info!(workspace = %ws, namespace = %ns, memory = %id, "memory forgotten by an operator");
-                    let entry = AuditEntry {
-                        at: Utc::now(),
-                        action: "delete",
-                        actor: "admin".to_string(),
-                        workspace: Some(ws),
-                        namespace: ns.clone(),
-                        memory_id: id,
-                        content_sha256: None,
-                    };
-                    if let Err(e) = self.directory.audit(&entry).await {
-                        tracing::error!(workspace = %ws, namespace = %ns, memory = %id, error = %e, "audit of an operator's deletion failed; the memory was deleted");
-                    }
-                    return Ok(ns.clone());
-                }
+                Ok(()) => return Ok(Some(ns.clone())),
                 Err(ClientError::Api { status: 404, .. }) => continue,
                 Err(e) => return Err(plugin_error(e, "forgetting a memory")),
             }
         }
-        Err(ToolError::NotFound(format!(
-            "no memory {id} in {}",
-            candidates.join(", ")
-        )))
+        Ok(None)
+    }
+
+    /// Writes an audit row; a failure is logged, never fatal (the act it
+    /// records has happened).
+    async fn record_audit(&self, entry: AuditEntry) {
+        if let Err(e) = self.directory.audit(&entry).await {
+            tracing::error!(
+                workspace = ?entry.workspace,
+                namespace = %entry.namespace,
+                memory = %entry.memory_id,
+                action = entry.action,
+                error = %e,
+                "audit write failed; the act it records has happened"
+            );
+        }
     }
 
     /// Searches the plugin. The caller has already checked `namespaces`
@@ -927,7 +948,7 @@ impl Gateway {
             Err(e) => return Err(plugin_error(e, "saving the memory")),
         };
         if namespace.starts_with("org:") {
-            let entry = AuditEntry {
+            self.record_audit(AuditEntry {
                 at: Utc::now(),
                 action: "write",
                 actor: format!("workspace:{ws}"),
@@ -935,10 +956,8 @@ impl Gateway {
                 namespace: namespace.to_string(),
                 memory_id: ack.id,
                 content_sha256: Some(sha256_hex(&stored)),
-            };
-            if let Err(e) = self.directory.audit(&entry).await {
-                tracing::error!(workspace = %ws, namespace, memory = %ack.id, error = %e, "audit write failed; the memory was stored");
-            }
+            })
+            .await;
         }
         Ok(ack)
     }

@@ -160,35 +160,9 @@ where
     let (mut from_database, mut from_schema): (Option<String>, Option<String>) = (None, None);
     let mut json = false;
     let mut help = false;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let Some(body) = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .filter(|b| !b.is_empty())
-        else {
-            return Err(usage(format!(
-                "unexpected argument {arg:?}; flags start with '-' (see -help)"
-            )));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
-        let name = name.replace('_', "-");
-        if VALUE_FLAGS.contains(&name.as_str()) {
-            let value = match inline {
-                Some(v) => v,
-                None => {
-                    let Some(v) = args.get(i) else {
-                        return Err(usage(format!("-{name} needs a value")));
-                    };
-                    i += 1;
-                    v.clone()
-                }
-            };
+    for flag in memory_backfill::cli::split_flags(&args, VALUE_FLAGS).map_err(usage)? {
+        let name = flag.name;
+        if let Some(value) = flag.value {
             match name.as_str() {
                 "from" => from = Some(value),
                 "from-database" => from_database = Some(value),
@@ -225,9 +199,6 @@ where
                 }
             }
             continue;
-        }
-        if let Some(v) = inline {
-            return Err(usage(format!("-{name} takes no value (got {v:?})")));
         }
         match name.as_str() {
             "dry-run" | "dryrun" => modes.push(Mode::DryRun),
