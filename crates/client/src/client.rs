@@ -11,7 +11,7 @@ use crate::error::{envelope_from_body, ClientError};
 use memory_contract::{
     capability, validate, BatchItemResult, BatchRequest, BatchResponse, BatchWrite,
     ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest, Health, ListResponse, MemoryWrite,
-    Namespace, NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck,
+    Namespace, NamespaceListResponse, NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck,
 };
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -184,6 +184,12 @@ impl Client {
         self.snapshot().map(|h| h.capabilities)
     }
 
+    /// The embedding dimension the last snapshot advertised (our extension
+    /// field of `/v1/health`), if any.
+    pub fn embedding_dimension(&self) -> Option<usize> {
+        self.snapshot().and_then(|h| h.embedding_dimension)
+    }
+
     fn snapshot(&self) -> Option<Health> {
         self.inner
             .capabilities
@@ -255,6 +261,35 @@ impl Client {
             Err(ClientError::Api { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Extension `list`: `GET /v1/namespaces?after=&limit=`, one page of
+    /// every live namespace (with or without memories), ordered by name.
+    /// Pass the page's `next_after` as `after` to get the next one.
+    ///
+    /// # Errors
+    /// [`ClientError::Unsupported`] when the plugin does not advertise `list`;
+    /// [`ClientError::Validation`] for a bad `after` or a limit outside 1..=1000.
+    pub async fn list_namespaces(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<NamespaceListResponse, ClientError> {
+        if let Some(after) = after {
+            validate::namespace_name("after", after)?;
+        }
+        let limit = validate::list_limit(Some(i64::from(limit)))?;
+        self.require(capability::LIST).await?;
+        let mut url = self.url(&["v1", "namespaces"]);
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(after) = after {
+                query.append_pair("after", after);
+            }
+            query.append_pair("limit", &limit.to_string());
+        }
+        self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
+            .await
     }
 
     /// `PATCH /v1/namespaces/{name}`: changes the fields present.
@@ -430,6 +465,30 @@ impl Client {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<ListResponse, ClientError> {
+        self.scan(after, before, limit, false).await
+    }
+
+    /// As [`Client::scan_memories`], with `embedding=true`: each memory
+    /// carries its stored embedding, when it has one.
+    ///
+    /// # Errors
+    /// As [`Client::scan_memories`].
+    pub async fn scan_memories_with_embeddings(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<ListResponse, ClientError> {
+        self.scan(after, before, limit, true).await
+    }
+
+    async fn scan(
+        &self,
+        after: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: u32,
+        embeddings: bool,
+    ) -> Result<ListResponse, ClientError> {
         let limit = validate::list_limit(Some(i64::from(limit)))?;
         self.require(capability::SCAN).await?;
         let mut url = self.url(&["v1", "memories"]);
@@ -442,6 +501,9 @@ impl Client {
                 query.append_pair("before", &before.to_string());
             }
             query.append_pair("limit", &limit.to_string());
+            if embeddings {
+                query.append_pair("embedding", "true");
+            }
         }
         self.call_json(Method::GET, url, None::<&()>, Repeat::Safe)
             .await

@@ -112,6 +112,8 @@ pub mod route {
     pub const MEMORIES: &str = "/v1/memories";
     /// Extension `checksum`.
     pub const CHECKSUMS: &str = "/v1/memories/checksums";
+    /// Extension `list`: every live namespace, by name.
+    pub const NAMESPACES: &str = "/v1/namespaces";
 }
 
 /// Error codes carried in [`ErrorEnvelope::code`].
@@ -217,6 +219,10 @@ pub struct Health {
     pub version: String,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub capabilities: Vec<String>,
+    /// Our extension: the dimension every embedding must have, present
+    /// when `embedding` is advertised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_dimension: Option<usize>,
 }
 
 impl Health {
@@ -396,6 +402,10 @@ pub struct Memory {
     /// Present in semantic (1 - cosine distance) and full-text (rank) modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// Extension `scan` with `embedding=true`: the stored embedding, when
+    /// the memory has one. Never present in v1 answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// `POST /v1/search` body.
@@ -508,6 +518,30 @@ pub struct ScanQuery {
     /// 1..=1000; absent or 0 means 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
+    /// When true, each memory carries its stored `embedding` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<bool>,
+}
+
+/// Extension `list`: query of `GET /v1/namespaces`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceListQuery {
+    /// Exclusive lower bound on the namespace name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// 1..=1000; absent or 0 means 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// Extension `list`: one page of every live namespace, ordered by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceListResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub namespaces: Vec<Namespace>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
 }
 
 /// Extension `checksum`: query of `GET /v1/memories/checksums`.

@@ -8,7 +8,8 @@ use memory_contract::{
     capability, limits, route, BatchItemResult, BatchRequest, BatchResponse, BatchWrite,
     ChecksumBucket, ChecksumQuery, ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest,
     Health, ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite, Namespace,
-    NamespaceKind, NamespacePatch, NamespaceUpsert, ScanQuery, SearchRequest, SearchResponse,
+    NamespaceKind, NamespaceListQuery, NamespaceListResponse, NamespacePatch, NamespaceUpsert,
+    ScanQuery, SearchRequest, SearchResponse,
     WriteAck,
 };
 use serde::Serialize;
@@ -115,6 +116,7 @@ fn full_memory() -> Memory {
         pin: true,
         created_at: time(),
         score: Some(0.5),
+        embedding: Some(vec![0.25]),
     }
 }
 
@@ -123,6 +125,7 @@ fn minimal_memory() -> Memory {
         expires_at: None,
         propagation: None,
         score: None,
+        embedding: None,
         // The zero value, so a field skipped when empty would show here.
         pin: false,
         ..full_memory()
@@ -178,6 +181,7 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
         status: "ok".into(),
         version: "1.0.0".into(),
         capabilities: vec!["fts".into()],
+        embedding_dimension: Some(384),
     };
     let ack = WriteAck {
         id: Uuid::nil(),
@@ -217,6 +221,7 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
             keys_of(&health),
             keys_of(&Health {
                 capabilities: vec![],
+                embedding_dimension: None,
                 ..health.clone()
             }),
         ),
@@ -271,6 +276,17 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
             keys_of(&BatchResponse { results: vec![] }),
         ),
         ("ListResponse", keys_of(&list), keys_of(&list_min)),
+        (
+            "NamespaceListResponse",
+            keys_of(&NamespaceListResponse {
+                namespaces: vec![],
+                next_after: Some("team:t".into()),
+            }),
+            keys_of(&NamespaceListResponse {
+                namespaces: vec![],
+                next_after: None,
+            }),
+        ),
         (
             "ChecksumResponse",
             keys_of(&checksums),
@@ -460,6 +476,13 @@ fn operations() -> Vec<Operation> {
         ),
         op(route::MEMORIES, "get", None, "200", Some("ListResponse")),
         op(
+            route::NAMESPACES,
+            "get",
+            None,
+            "200",
+            Some("NamespaceListResponse"),
+        ),
+        op(
             route::CHECKSUMS,
             "get",
             None,
@@ -587,6 +610,11 @@ fn list_scan_and_checksum_query_parameters_are_their_query_fields() {
         after: Some("x".into()),
         before: Some("y".into()),
         limit: Some(1),
+        embedding: Some(true),
+    });
+    let namespaces = keys_of(&NamespaceListQuery {
+        after: Some("x".into()),
+        limit: Some(1),
     });
     let checksum = keys_of(&ChecksumQuery {
         prefix: Some(1),
@@ -596,6 +624,7 @@ fn list_scan_and_checksum_query_parameters_are_their_query_fields() {
         (route::NAMESPACE_MEMORIES, list),
         (route::MEMORIES, scan),
         (route::CHECKSUMS, checksum),
+        (route::NAMESPACES, namespaces),
     ] {
         let params: BTreeSet<String> = doc["paths"][path]["get"]["parameters"]
             .as_array()

@@ -118,6 +118,7 @@ fn empty_lists_are_always_encoded_as_arrays() {
         status: "ok".into(),
         version: "1.0.0".into(),
         capabilities: vec![],
+        embedding_dimension: None,
     };
     assert_eq!(
         serde_json::to_value(&health).unwrap()["capabilities"],

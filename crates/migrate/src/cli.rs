@@ -67,6 +67,9 @@ pub struct Plan {
     /// At most this many memory writes (apply) in this run.
     pub limit: Option<u64>,
     pub selection: Selection,
+    /// Move memories without their embeddings (`-skip-embeddings`), for
+    /// a target whose embedding dimension differs from the source's.
+    pub skip_embeddings: bool,
     pub json: bool,
 }
 
@@ -122,6 +125,7 @@ flags:
   -limit=N                 apply: at most N memory writes this run (run again to continue)
   -namespace=<name>        only this namespace
   -namespace-prefix=<p>    only namespaces whose name starts with <p>
+  -skip-embeddings         leave embeddings behind (when the two dimensions differ)
   --json                   print the report as JSON
   -help                    this text
 
@@ -159,6 +163,7 @@ where
     let (mut from, mut to, mut limit, mut namespace, mut prefix) = (None, None, None, None, None);
     let (mut from_database, mut from_schema): (Option<String>, Option<String>) = (None, None);
     let mut json = false;
+    let mut skip_embeddings = false;
     let mut help = false;
     for flag in memory_backfill::cli::split_flags(&args, VALUE_FLAGS).map_err(usage)? {
         let name = flag.name;
@@ -205,6 +210,7 @@ where
             "apply" => modes.push(Mode::Apply),
             "verify" => modes.push(Mode::Verify),
             "json" => json = true,
+            "skip-embeddings" => skip_embeddings = true,
             "help" | "h" => help = true,
             other => {
                 return Err(usage(format!(
@@ -282,6 +288,7 @@ where
             namespace,
             namespace_prefix: prefix,
         },
+        skip_embeddings,
         json,
     })))
 }

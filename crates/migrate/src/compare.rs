@@ -72,6 +72,7 @@ pub struct Pager<'a> {
     before: Option<Uuid>,
     buf: VecDeque<Memory>,
     done: bool,
+    embeddings: bool,
 }
 
 impl<'a> Pager<'a> {
@@ -83,7 +84,14 @@ impl<'a> Pager<'a> {
             before: range.before,
             buf: VecDeque::new(),
             done: false,
+            embeddings: false,
         }
+    }
+
+    /// Reads each memory's embedding too.
+    pub fn with_embeddings(mut self, embeddings: bool) -> Self {
+        self.embeddings = embeddings;
+        self
     }
 
     /// The next memory by id, or `None` at the end of the range.
@@ -100,13 +108,19 @@ impl<'a> Pager<'a> {
             }
             let (memories, next_after) = match self.side {
                 Side::Plugin(c) => {
-                    let page = c
-                        .scan_memories(self.after, self.before, PAGE)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let page = if self.embeddings {
+                        c.scan_memories_with_embeddings(self.after, self.before, PAGE)
+                            .await
+                    } else {
+                        c.scan_memories(self.after, self.before, PAGE).await
+                    }
+                    .map_err(|e| e.to_string())?;
                     (page.memories, page.next_after)
                 }
-                Side::Database(db) => db.page(self.after, self.before, PAGE).await?,
+                Side::Database(db) => {
+                    db.page(self.after, self.before, PAGE, self.embeddings)
+                        .await?
+                }
             };
             match next_after {
                 Some(next) if Some(next) != self.after => self.after = Some(next),
@@ -269,9 +283,11 @@ pub fn verify_difference(s: &Memory, t: &Memory, created_at: bool) -> Option<Dif
     }
 }
 
-/// Whether the target's row already holds everything `-apply` would write.
-pub fn same_for_apply(s: &Memory, t: &Memory, created_at: bool) -> bool {
+/// Whether the target's row already holds everything `-apply` would write
+/// (with `embeddings`, the embedding too).
+pub fn same_for_apply(s: &Memory, t: &Memory, created_at: bool, embeddings: bool) -> bool {
     verify_difference(s, t, created_at).is_none()
+        && (!embeddings || s.embedding == t.embedding)
         && s.kind == t.kind
         && s.source == t.source
         && s.pin == t.pin

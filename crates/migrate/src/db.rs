@@ -15,6 +15,9 @@ pub struct Db {
     /// The URL with its password masked.
     pub display: String,
     scrub: memory_backfill::config::LegacyDbConfig,
+    /// Dimension of `memory_records.embedding` (a pgvector column), when
+    /// the table has one.
+    pub embedding_dim: Option<usize>,
 }
 
 /// Whether `schema` is a plain lowercase SQL identifier.
@@ -51,11 +54,12 @@ impl Db {
                     config.scrub(&e.to_string())
                 )
             })?;
-        let db = Db {
+        let mut db = Db {
             pool,
             schema: schema.to_string(),
             display: config.display.clone(),
             scrub: config,
+            embedding_dim: None,
         };
         for table in ["memory_namespaces", "memory_records"] {
             let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
@@ -70,6 +74,21 @@ impl Db {
                 ));
             }
         }
+        // pgvector keeps a column's dimension as its type modifier.
+        let column: Option<(String, i32)> = sqlx::query_as(
+            "SELECT t.typname::text, a.atttypmod FROM pg_attribute a
+             JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = to_regclass($1) AND a.attname = 'embedding'
+               AND NOT a.attisdropped",
+        )
+        .bind(format!("{schema}.memory_records"))
+        .fetch_optional(&db.pool)
+        .await
+        .map_err(|e| db.err(e))?;
+        db.embedding_dim = match column {
+            Some((t, dim)) if t == "vector" && dim > 0 => Some(dim as usize),
+            _ => None,
+        };
         Ok(db)
     }
 
@@ -92,10 +111,18 @@ impl Db {
         after: Option<Uuid>,
         before: Option<Uuid>,
         limit: u32,
+        embeddings: bool,
     ) -> Result<(Vec<Memory>, Option<Uuid>), String> {
+        // pgvector casts a vector to `real[]`, which decodes as `Vec<f32>`.
+        let embeddings = embeddings && self.embedding_dim.is_some();
+        let embedding = if embeddings {
+            ", r.embedding::real[] AS embedding"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT r.id, r.namespace, r.content, r.kind, r.source, r.expires_at, \
-                    r.propagation, r.pin, r.created_at \
+                    r.propagation, r.pin, r.created_at{embedding} \
              FROM {s}.memory_records r JOIN {s}.memory_namespaces n ON n.name = r.namespace \
              WHERE (r.expires_at IS NULL OR r.expires_at > now()) \
                AND (n.expires_at IS NULL OR n.expires_at > now()) \
@@ -113,8 +140,14 @@ impl Db {
         let full = rows.len() as u32 == limit;
         let memories = rows
             .iter()
-            .map(|r| self.memory(r))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| {
+                let mut m = self.memory(r)?;
+                if embeddings {
+                    m.embedding = r.try_get("embedding").map_err(|e| self.err(e))?;
+                }
+                Ok(m)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let next = if full {
             memories.last().map(|m| m.id)
         } else {
@@ -140,6 +173,51 @@ impl Db {
             pin: r.try_get("pin").map_err(get)?,
             created_at: r.try_get("created_at").map_err(get)?,
             score: None,
+            embedding: None,
+        })
+    }
+
+    /// One page of namespaces by name after `after`, expired ones included
+    /// (the caller counts them), and the name to continue after.
+    ///
+    /// # Errors
+    /// A database error or an unknown kind.
+    pub async fn namespaces(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<(String, NamespaceUpsert)>, Option<String>), String> {
+        let sql = format!(
+            "SELECT name, kind, expires_at, metadata FROM {}.memory_namespaces \
+             WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2",
+            self.schema
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let full = rows.len() as u32 == limit;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name: String = row.try_get("name").map_err(|e| self.err(e))?;
+            out.push((name, self.settings(row)?));
+        }
+        let next = if full {
+            out.last().map(|(n, _)| n.clone())
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    fn settings(&self, row: &PgRow) -> Result<NamespaceUpsert, String> {
+        let kind: String = row.try_get("kind").map_err(|e| self.err(e))?;
+        Ok(NamespaceUpsert {
+            kind: text_enum::<NamespaceKind>("namespace kind", &kind)?,
+            expires_at: row.try_get("expires_at").map_err(|e| self.err(e))?,
+            metadata: row.try_get("metadata").map_err(|e| self.err(e))?,
         })
     }
 
@@ -160,11 +238,6 @@ impl Db {
         else {
             return Ok(None);
         };
-        let kind: String = row.try_get("kind").map_err(|e| self.err(e))?;
-        Ok(Some(NamespaceUpsert {
-            kind: text_enum::<NamespaceKind>("namespace kind", &kind)?,
-            expires_at: row.try_get("expires_at").map_err(|e| self.err(e))?,
-            metadata: row.try_get("metadata").map_err(|e| self.err(e))?,
-        }))
+        self.settings(&row).map(Some)
     }
 }

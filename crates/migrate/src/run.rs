@@ -31,6 +31,8 @@ pub const RANGES: u32 = 4;
 pub const BATCH_ROWS: usize = 500;
 /// Most content bytes per batch write (the batch body limit is 16 MiB).
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Namespaces settled on the target at once.
+pub const NAMESPACES_AT_ONCE: usize = 8;
 /// Hex digits per checksum bucket.
 pub const CHECKSUM_PREFIX: u32 = 2;
 
@@ -72,6 +74,8 @@ struct Ctx<'a> {
     target_list: bool,
     source_list: bool,
     keep_created_at: bool,
+    /// Embeddings are read from the source and written to the target.
+    embeddings: bool,
     now: DateTime<Utc>,
     report: Mutex<Report>,
     namespaces: tokio::sync::Mutex<HashMap<String, Result<bool, String>>>,
@@ -117,12 +121,82 @@ impl Ctx<'_> {
         if let Some(r) = known.get(name) {
             return r.clone();
         }
-        let r = self.prepare_namespace(name, write).await;
+        let r = match self.source_settings(name).await {
+            Ok(settings) => self.settle_namespace(name, settings, write).await,
+            Err(e) => Err(e),
+        };
         known.insert(name.to_string(), r.clone());
         r
     }
 
-    async fn prepare_namespace(&self, name: &str, write: bool) -> Result<bool, String> {
+    /// Every selected namespace of the source, with or without memories,
+    /// settled on the target before any memory moves: created when
+    /// missing (apply), counted (dry-run), skipped when expired. Needs a
+    /// way to enumerate them: the source's tables, or its `list`
+    /// extension; without one, namespaces are settled as memories meet
+    /// them, and a namespace without memories stays behind (the report
+    /// says so).
+    async fn namespaces_first(&self, write: bool) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = match self.source {
+                Side::Database(db) => db.namespaces(after.as_deref(), 1000).await,
+                Side::Plugin(c) => c
+                    .list_namespaces(after.as_deref(), 1000)
+                    .await
+                    .map(|p| {
+                        let items = p
+                            .namespaces
+                            .into_iter()
+                            .map(|n| {
+                                let settings = NamespaceUpsert {
+                                    kind: n.kind,
+                                    expires_at: n.expires_at,
+                                    metadata: n.metadata,
+                                };
+                                (n.name, settings)
+                            })
+                            .collect();
+                        (items, p.next_after)
+                    })
+                    .map_err(|e| e.to_string()),
+            };
+            let (items, next) = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    self.row_error(None, None, format!("listing the source's namespaces: {e}"));
+                    return;
+                }
+            };
+            let settled: Vec<(String, Result<bool, String>)> = futures::stream::iter(
+                items
+                    .into_iter()
+                    .filter(|(name, _)| self.plan.selection.covers(name)),
+            )
+            .map(|(name, settings)| async move {
+                let r = self.settle_namespace(&name, settings, write).await;
+                (name, r)
+            })
+            .buffer_unordered(NAMESPACES_AT_ONCE)
+            .collect()
+            .await;
+            let mut known = self.namespaces.lock().await;
+            for (name, r) in settled {
+                if let Err(msg) = &r {
+                    self.row_error(None, Some(&name), msg.clone());
+                }
+                known.insert(name, r);
+            }
+            drop(known);
+            match next {
+                Some(n) if Some(&n) != after.as_ref() => after = Some(n),
+                _ => return,
+            }
+        }
+    }
+
+    /// The source's settings of one namespace.
+    async fn source_settings(&self, name: &str) -> Result<NamespaceUpsert, String> {
         let read = match self.source {
             Side::Database(db) if self.source_list => Some(db.namespace(name).await),
             Side::Plugin(c) if self.source_list => Some(
@@ -139,19 +213,26 @@ impl Ctx<'_> {
             ),
             _ => None,
         };
-        let settings = if let Some(read) = read {
-            match read {
-                Ok(Some(ns)) => ns,
-                Ok(None) => return Err("namespace no longer on the source".into()),
-                Err(e) => return Err(format!("reading the namespace on the source: {e}")),
-            }
-        } else {
-            NamespaceUpsert {
+        match read {
+            Some(Ok(Some(ns))) => Ok(ns),
+            Some(Ok(None)) => Err("namespace no longer on the source".into()),
+            Some(Err(e)) => Err(format!("reading the namespace on the source: {e}")),
+            None => Ok(NamespaceUpsert {
                 kind: kind_from_name(name),
                 expires_at: None,
                 metadata: None,
-            }
-        };
+            }),
+        }
+    }
+
+    /// Skips an expired namespace (Ok(false)); otherwise makes sure it
+    /// exists on the target (apply) or notes that it would be created.
+    async fn settle_namespace(
+        &self,
+        name: &str,
+        settings: NamespaceUpsert,
+        write: bool,
+    ) -> Result<bool, String> {
         if settings.expires_at.is_some_and(|at| at <= self.now) {
             self.with(|r| r.namespaces_skipped_expired += 1);
             return Ok(false);
@@ -194,17 +275,22 @@ impl Ctx<'_> {
             expires_at: m.expires_at,
             propagation: m.propagation.clone(),
             pin: Some(m.pin),
-            embedding: None,
+            embedding: if self.embeddings {
+                m.embedding.clone()
+            } else {
+                None
+            },
             created_at: self.keep_created_at.then_some(m.created_at),
         }
     }
 
     /// Dry-run and apply over one id range.
     async fn apply_range(&self, range: IdRange, write: bool) {
-        let target = self
-            .target_scan
-            .then(|| Pager::new(Side::Plugin(self.target), range));
-        let mut merger = Merger::new(Pager::new(self.source, range), target);
+        let target = self.target_scan.then(|| {
+            Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings)
+        });
+        let source = Pager::new(self.source, range).with_embeddings(self.embeddings);
+        let mut merger = Merger::new(source, target);
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
         let mut pending_bytes = 0usize;
         loop {
@@ -232,7 +318,7 @@ impl Ctx<'_> {
                 continue;
             }
             let update = match &t {
-                Some(t) if same_for_apply(&s, t, self.keep_created_at) => {
+                Some(t) if same_for_apply(&s, t, self.keep_created_at, self.embeddings) => {
                     self.with(|r| r.identical += 1);
                     continue;
                 }
@@ -285,7 +371,7 @@ impl Ctx<'_> {
                 });
                 continue;
             }
-            pending_bytes += s.content.len() + 256;
+            pending_bytes += s.content.len() + 256 + 12 * s.embedding.as_ref().map_or(0, Vec::len);
             pending.push((
                 update,
                 BatchWrite {
@@ -503,7 +589,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         Side::Plugin(_) => format!(
             "scan: GET /v1/memories over {RANGES} id ranges in parallel; namespaces {}",
             if source_has(capability::LIST) {
-                "read with GET /v1/namespaces/{name}"
+                "listed with GET /v1/namespaces (empty ones too)"
             } else {
                 "not readable (no `list`): kind taken from the name, no expiry or metadata"
             }
@@ -515,15 +601,41 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
             .not_carried
             .push("created_at: the target does not advertise `created_at`; memories get the time of the write".into());
     }
-    let embeddings_lost = match source {
-        Side::Plugin(c) => c.supports(capability::EMBEDDING),
-        Side::Database(_) => true,
-    } && target.supports(capability::EMBEDDING);
-    if embeddings_lost && plan.mode != Mode::Verify {
-        report.not_carried.push(
-            "embedding: not read from the source (neither `scan` nor -from-database carries it yet), so none are copied".into(),
-        );
-    }
+    let embeddings = if plan.mode == Mode::Verify {
+        false
+    } else {
+        let (source_embeds, source_dim) = match source {
+            Side::Plugin(c) => (
+                c.supports(capability::EMBEDDING),
+                c.embedding_dimension(),
+            ),
+            Side::Database(d) => (d.embedding_dim.is_some(), d.embedding_dim),
+        };
+        let target_dim = target.embedding_dimension();
+        let carry = source_embeds && target.supports(capability::EMBEDDING);
+        if carry && !plan.skip_embeddings {
+            if let (Some(a), Some(b)) = (source_dim, target_dim) {
+                if a != b {
+                    return Err(fatal(format!(
+                        "embedding dimensions differ: the source stores {a}, the target {b}; \
+                         nothing was written (start the target with a {a}-dimension store, \
+                         or move the memories without embeddings with -skip-embeddings)"
+                    )));
+                }
+            }
+        }
+        if source_embeds && !carry {
+            report.not_carried.push(
+                "embedding: the target does not advertise `embedding`, so memories arrive without theirs".into(),
+            );
+        }
+        if carry && plan.skip_embeddings {
+            report
+                .not_carried
+                .push("embedding: left behind as -skip-embeddings asks".into());
+        }
+        carry && !plan.skip_embeddings
+    };
     let target_scan = target.supports(capability::SCAN);
     let progress = Progress::start("memory-migrate", None, show_progress);
     let ctx = Ctx {
@@ -535,6 +647,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         target_list: target.supports(capability::LIST),
         source_list: source_has(capability::LIST),
         keep_created_at,
+        embeddings,
         now: Utc::now(),
         report: Mutex::new(report),
         namespaces: tokio::sync::Mutex::new(HashMap::new()),
@@ -554,6 +667,16 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
                 (false, _, true) => "rows compared with the target's scan",
             };
             ctx.with(|r| r.method = method.to_string());
+            if ctx.source_list {
+                ctx.namespaces_first(write).await;
+            } else {
+                ctx.with(|r| {
+                    r.not_carried.push(
+                        "empty namespaces: the source has no `list`, so only namespaces holding memories move"
+                            .into(),
+                    )
+                });
+            }
             futures::future::join_all(
                 IdRange::split(RANGES)
                     .into_iter()

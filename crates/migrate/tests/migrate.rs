@@ -43,7 +43,11 @@ impl Drop for TempDir {
 }
 
 async fn serve(url: &str) -> SpawnedServer {
-    let store = memory_plugin::store::open(Some(url), &Default::default())
+    serve_with(url, Default::default()).await
+}
+
+async fn serve_with(url: &str, options: memory_plugin::store::OpenOptions) -> SpawnedServer {
+    let store = memory_plugin::store::open(Some(url), &options)
         .await
         .expect("plugin store");
     memory_plugin::server::spawn(store, Default::default())
@@ -62,6 +66,21 @@ async fn sqlite_plugin() -> Plugin {
     }
 }
 
+/// Our plugin on a fresh PostgreSQL 18 database with pgvector, keeping
+/// embeddings of `dim` dimensions.
+async fn pg18_plugin(dim: usize) -> Plugin {
+    let db = memory_testkit::pg18().await;
+    let options = memory_plugin::store::OpenOptions {
+        embedding_dim: dim,
+        ..Default::default()
+    };
+    Plugin {
+        server: serve_with(db.url(), options).await,
+        _db: Some(db),
+        _dir: None,
+    }
+}
+
 async fn postgres_plugin() -> Plugin {
     let db = memory_testkit::pg15().await;
     Plugin {
@@ -77,10 +96,29 @@ const NAMESPACES: [(&str, NamespaceKind); 3] = [
     ("org:gamma", NamespaceKind::Org),
 ];
 
+/// A namespace that holds no memory: it moves all the same.
+const EMPTY: &str = "custom:empty-shelf";
+
 /// Fills `plugin` with three namespaces and `n` memories spread over them,
-/// with every field set somewhere. Returns the memories as written.
+/// with every field set somewhere, plus [`EMPTY`]. Returns the memories as
+/// written.
 async fn seed(plugin: &Plugin, n: usize) -> Vec<(String, MemoryWrite)> {
+    seed_with(plugin, n, None).await
+}
+
+/// As [`seed`]; with `dim`, two memories in three carry an embedding.
+async fn seed_with(plugin: &Plugin, n: usize, dim: Option<usize>) -> Vec<(String, MemoryWrite)> {
     let c = plugin.client();
+    c.upsert_namespace(
+        EMPTY,
+        &NamespaceUpsert {
+            kind: NamespaceKind::Custom,
+            expires_at: None,
+            metadata: Some(serde_json::json!({ "shelf": "kept though empty" })),
+        },
+    )
+    .await
+    .expect("empty namespace");
     for (i, (name, kind)) in NAMESPACES.iter().enumerate() {
         c.upsert_namespace(
             name,
@@ -116,6 +154,13 @@ async fn seed(plugin: &Plugin, n: usize) -> Vec<(String, MemoryWrite)> {
         w.propagation = (i % 5 == 0).then(|| serde_json::json!({ "hops": i, "via": ["a"] }));
         w.expires_at = (i % 11 == 0).then(|| Utc::now() + ChronoDuration::days(10));
         w.created_at = Some(Utc::now() - ChronoDuration::days((i % 400) as i64 + 1));
+        if let Some(dim) = dim.filter(|_| i % 3 != 2) {
+            w.embedding = Some(
+                (0..dim)
+                    .map(|k| ((i * 31 + k * 7) % 97) as f32 / 97.0 - 0.5)
+                    .collect(),
+            );
+        }
         all.push((ns, w));
     }
     for chunk in all.chunks(500) {
@@ -150,6 +195,7 @@ fn plan(mode: Mode, from: &Plugin, to: &Plugin) -> Plan {
         to_token: None,
         limit: None,
         selection: Selection::default(),
+        skip_embeddings: false,
         json: false,
     }
 }
@@ -201,7 +247,7 @@ async fn assert_same(from: &Plugin, to: &Plugin) {
             y.created_at.timestamp_micros()
         );
     }
-    for (name, _) in NAMESPACES {
+    for name in NAMESPACES.iter().map(|n| n.0).chain([EMPTY]) {
         let s = from.client().get_namespace(name).await.unwrap().unwrap();
         let t = to.client().get_namespace(name).await.unwrap().unwrap();
         assert_eq!(s.kind, t.kind);
@@ -223,8 +269,13 @@ async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differenc
     let first = go(&plan(Mode::Apply, &from, &to)).await;
     assert_eq!(first.errors, 0, "{first}");
     assert_eq!(first.created, n, "{first}");
-    assert_eq!(first.namespaces_created, 3, "{first}");
+    assert_eq!(first.namespaces_created, 4, "{first}");
     assert!(first.source_mode.starts_with("scan:"), "{first}");
+    // The SQLite plugin keeps embeddings; Postgres 15 has no pgvector: said, not silent.
+    assert!(
+        first.not_carried.iter().any(|n| n.starts_with("embedding:")),
+        "{first}"
+    );
     assert_eq!(first.exit_code(), 0);
 
     let again = go(&plan(Mode::Apply, &from, &to)).await;
@@ -310,7 +361,7 @@ async fn postgres_to_sqlite_in_limited_steps_then_verify_clean() {
 
     let dry = go(&plan(Mode::DryRun, &from, &to)).await;
     assert_eq!(dry.created, n, "{dry}");
-    assert_eq!(dry.namespaces_to_create.len(), 3, "{dry}");
+    assert_eq!(dry.namespaces_to_create.len(), 4, "{dry}");
     assert!(everything(&to.client()).await.is_empty());
 
     let mut limited = plan(Mode::Apply, &from, &to);
@@ -395,7 +446,7 @@ async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
     let applied = go(&plan(Mode::Apply, &from, &to)).await;
     assert_eq!(applied.errors, 0, "{applied}");
     assert_eq!(applied.created, n, "{applied}");
-    assert_eq!(applied.namespaces_upserted_blind, 3, "{applied}");
+    assert_eq!(applied.namespaces_upserted_blind, 4, "{applied}");
     assert!(applied.method.contains("lacks `scan`"), "{applied}");
     assert!(
         applied
@@ -543,7 +594,7 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
     let first = go(&p).await;
     assert!(first.source_mode.starts_with("database:"), "{first}");
     assert_eq!((first.created, first.errors), (n, 0), "{first}");
-    assert_eq!(first.namespaces_created, 3, "{first}");
+    assert_eq!(first.namespaces_created, 4, "{first}");
     let again = go(&p).await;
     assert_eq!(
         (again.created, again.updated, again.identical),
@@ -592,4 +643,126 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("memory-migrate: error: "), "{err}");
     assert!(!err.contains("sekrit"), "{err}");
+}
+
+/// Every memory of `c` with its embedding, by id.
+async fn embeddings_of(c: &Client) -> BTreeMap<Uuid, Option<Vec<f32>>> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .scan_memories_with_embeddings(after, None, 1000)
+            .await
+            .expect("scan with embeddings");
+        out.extend(page.memories.into_iter().map(|m| (m.id, m.embedding)));
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dimension() {
+    const DIM: usize = 8;
+    let from = pg18_plugin(DIM).await;
+    let to = pg18_plugin(DIM).await;
+    let seeded = seed_with(&from, 900, Some(DIM)).await;
+    let n = seeded.len() as u64;
+    assert_eq!(from.client().health().await.unwrap().embedding_dimension, Some(DIM));
+
+    let first = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!((first.created, first.errors), (n, 0), "{first}");
+    assert_eq!(first.namespaces_created, 4, "{first}");
+    assert!(first.not_carried.is_empty(), "{first}");
+    let source_vectors = embeddings_of(&from.client()).await;
+    assert_eq!(
+        source_vectors.values().filter(|e| e.is_some()).count(),
+        600,
+        "two memories in three were seeded with an embedding"
+    );
+    assert_eq!(embeddings_of(&to.client()).await, source_vectors);
+    assert_same(&from, &to).await;
+
+    let again = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!(
+        (again.created, again.updated, again.identical, again.errors),
+        (0, 0, n, 0),
+        "{again}"
+    );
+
+    // An embedding lost on the target is written again by the next apply.
+    let (ns0, w0) = &seeded[0];
+    let mut bare = w0.clone();
+    bare.embedding = None;
+    to.client().write_memory(ns0, &bare).await.unwrap();
+    let repair = go(&plan(Mode::Apply, &from, &to)).await;
+    assert_eq!((repair.updated, repair.errors), (1, 0), "{repair}");
+    assert_eq!(embeddings_of(&to.client()).await, source_vectors);
+
+    let clean = go(&plan(Mode::Verify, &from, &to)).await;
+    assert_eq!(clean.difference_total(), 0, "{clean}");
+
+    let target = to.client();
+    let (ns1, w1) = &seeded[10];
+    let (ns2, w2) = &seeded[11];
+    let (ns3, w3) = &seeded[12];
+    target.forget(w1.id.unwrap(), ns1).await.unwrap();
+    let mut edited = w2.clone();
+    edited.content = "edited on the target".into();
+    target.write_memory(ns2, &edited).await.unwrap();
+    target.forget(w3.id.unwrap(), ns3).await.unwrap();
+    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
+    target.write_memory(elsewhere, w3).await.unwrap();
+    let found = go(&plan(Mode::Verify, &from, &to)).await;
+    let want: BTreeMap<(Uuid, &'static str), String> = [
+        ((w1.id.unwrap(), "missing"), ns1.clone()),
+        ((w2.id.unwrap(), "content_differs"), ns2.clone()),
+        ((w3.id.unwrap(), "wrong_namespace"), ns3.clone()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(differences(&found), want, "{found}");
+    assert_eq!(found.exit_code(), 1);
+
+    // A target of another dimension: exit 2 naming both, before any write.
+    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let narrow = Plugin {
+        server: serve_with(
+            &format!("sqlite:{}", dir.join("plugin.db").display()),
+            memory_plugin::store::OpenOptions {
+                embedding_dim: 4,
+                ..Default::default()
+            },
+        )
+        .await,
+        _db: None,
+        _dir: Some(TempDir(dir)),
+    };
+    let bin = env!("CARGO_BIN_EXE_memory-migrate");
+    let out = Command::new(bin)
+        .args(["-apply", "-from", &from.url(), "-to", &narrow.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source stores 8") && err.contains("target 4"), "{err}");
+    assert!(everything(&narrow.client()).await.is_empty());
+    assert_eq!(narrow.client().get_namespace(EMPTY).await.unwrap(), None);
+
+    // -skip-embeddings moves everything else, and says so.
+    let mut p = plan(Mode::Apply, &from, &narrow);
+    p.skip_embeddings = true;
+    let skipped = go(&p).await;
+    assert_eq!((skipped.created, skipped.errors), (n, 0), "{skipped}");
+    assert!(
+        skipped.not_carried.iter().any(|n| n.contains("-skip-embeddings")),
+        "{skipped}"
+    );
+    assert!(embeddings_of(&narrow.client())
+        .await
+        .values()
+        .all(Option::is_none));
+    assert_same(&from, &narrow).await;
 }

@@ -319,7 +319,7 @@ async fn unknown_routes_answer_404_and_wrong_methods_405_with_the_envelope() {
     for path in [
         "/",
         "/v2/health",
-        "/v1/namespaces",
+        "/v1/namespace",
         "/v1/namespaces/team:a/memories/x",
     ] {
         let (status, body) = h.get(path).await;

@@ -398,6 +398,9 @@ async fn scan_pages_through_every_namespace_in_id_order_and_checks_its_query() {
         ("/v1/memories?limit=1001", "limit"),
         ("/v1/memories?limit=-1", "limit"),
         ("/v1/memories?limit=ten", "limit"),
+        ("/v1/memories?embedding=yes", "embedding"),
+        ("/v1/namespaces?after=Not%20A%20Name", "after"),
+        ("/v1/namespaces?limit=1001", "limit"),
     ] {
         let (status, body) = h.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
@@ -409,6 +412,23 @@ async fn scan_pages_through_every_namespace_in_id_order_and_checks_its_query() {
     }
     let (status, body) = h.post("/v1/memories", json!({})).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+
+    // The namespace listing, empty namespaces included, by name.
+    h.namespace("custom:scan-empty").await;
+    let (status, page) = h.get("/v1/namespaces?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let names: Vec<&str> = page["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["custom:scan-empty", "org:scan-three"], "{page}");
+    assert_eq!(page["next_after"], "org:scan-three");
+    let (status, rest) = h.get("/v1/namespaces?after=org:scan-three").await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!(rest["namespaces"].as_array().unwrap().len(), 2, "{rest}");
+    assert!(rest.get("next_after").is_none(), "{rest}");
 }
 
 /// The checksum buckets the contract's definition gives for `memories`
@@ -568,6 +588,9 @@ async fn v1_only_mode_advertises_and_routes_no_extension() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_envelope(&body, "not_found");
     let (status, body) = h.get("/v1/memories").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_envelope(&body, "not_found");
+    let (status, body) = h.get("/v1/namespaces").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_envelope(&body, "not_found");
     for path in [

@@ -443,6 +443,7 @@ mod tests {
             pin: false,
             created_at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),
             score: None,
+            embedding: None,
         }
     }
 

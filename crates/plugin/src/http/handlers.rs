@@ -12,7 +12,8 @@ use axum::Json;
 use memory_contract::validate::{self, excerpt};
 use memory_contract::{
     limits, BatchItemResult, BatchResponse, BatchWrite, ChecksumQuery, ChecksumResponse, ErrorCode,
-    ForgetRequest, Health, ListQuery, ListResponse, MemoryWrite, Namespace, NamespacePatch,
+    ForgetRequest, Health, ListQuery, ListResponse, MemoryWrite, Namespace, NamespaceListResponse,
+    NamespacePatch,
     NamespaceUpsert, SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
 };
 use serde::Deserialize;
@@ -40,6 +41,8 @@ pub async fn health(State(state): AppStateRef) -> Response {
             status: "ok".to_string(),
             version: CONTRACT_VERSION.to_string(),
             capabilities,
+            embedding_dimension: (state.features.embedding && !state.options.v1_only)
+                .then_some(state.features.embedding_dim),
         })
         .into_response(),
         Some(cause) => {
@@ -285,7 +288,42 @@ pub async fn scan_memories(
         .filter(|b| !b.is_empty())
         .map(|b| validate::uuid("before", &b))
         .transpose()?;
-    Ok(Json(state.store.scan_memories(after, before, limit).await?))
+    let embeddings = match raw.embedding.as_deref() {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "embedding: {:?} is not a boolean; expected true or false",
+                excerpt(other, 32)
+            ))
+            .with_details(serde_json::json!({ "field": "embedding" })))
+        }
+    };
+    Ok(Json(
+        state
+            .store
+            .scan_memories(after, before, limit, embeddings)
+            .await?,
+    ))
+}
+
+/// `GET /v1/namespaces?after=&limit=` (extension `list`): every live
+/// namespace, with or without memories, ordered by name.
+pub async fn list_namespaces(
+    State(state): AppStateRef,
+    QueryParams(raw): QueryParams<RawListQuery>,
+) -> ApiResult<Json<NamespaceListResponse>> {
+    let after = raw.after.filter(|a| !a.is_empty());
+    if let Some(a) = &after {
+        validate::namespace_name("after", a)?;
+    }
+    let (_, limit) = page_query(RawListQuery {
+        after: None,
+        limit: raw.limit,
+    })?;
+    Ok(Json(
+        state.store.list_namespaces(after.as_deref(), limit).await?,
+    ))
 }
 
 /// Query of the scan route, taken as text like [`RawListQuery`].
@@ -294,6 +332,7 @@ pub struct RawScanQuery {
     after: Option<String>,
     before: Option<String>,
     limit: Option<String>,
+    embedding: Option<String>,
 }
 
 /// `GET /v1/memories/checksums?prefix=&created_at=` (extension `checksum`):

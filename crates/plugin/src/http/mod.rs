@@ -95,6 +95,11 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
     } else {
         get(handlers::memory_checksums)
     };
+    let namespaces_get = if v1_only {
+        get(handlers::route_not_found)
+    } else {
+        get(handlers::list_namespaces)
+    };
     let batch_post = if v1_only {
         post(handlers::route_not_found)
     } else {
@@ -103,6 +108,7 @@ pub fn router(store: Arc<dyn Store>, options: HttpOptions) -> Router {
 
     Router::new()
         .route(route::HEALTH, get(handlers::health))
+        .route(route::NAMESPACES, namespaces_get)
         .route(
             route::NAMESPACE,
             namespace_get

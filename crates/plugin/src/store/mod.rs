@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use memory_contract::{
     BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryKind, MemoryWrite, Namespace,
-    NamespacePatch, NamespaceUpsert, WriteAck,
+    NamespaceListResponse, NamespacePatch, NamespaceUpsert, WriteAck,
 };
 use uuid::Uuid;
 
@@ -134,12 +134,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of every live memory in every live namespace, ordered by id,
     /// with ids strictly between `after` and `before` (extension `scan`).
+    /// With `embeddings`, each memory carries its stored embedding.
     async fn scan_memories(
         &self,
         after: Option<Uuid>,
         before: Option<Uuid>,
         limit: u32,
+        embeddings: bool,
     ) -> StoreResult<ListResponse>;
+
+    /// One page of every live namespace, with or without memories, ordered
+    /// by name, with names strictly after `after` (extension `list`).
+    async fn list_namespaces(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<NamespaceListResponse>;
 
     /// Digests of every live memory in every live namespace (exactly the
     /// memories [`Store::scan_memories`] pages through), per bucket of ids
@@ -245,6 +255,19 @@ pub async fn open(
 
 /// One page of `list` or `scan`: a full page points on with `next_after`
 /// (the next one may be empty); a short page is the last.
+/// A page of namespaces of at most `limit`, with `next_after` set when full.
+pub(crate) fn namespace_page_of(namespaces: Vec<Namespace>, limit: u32) -> NamespaceListResponse {
+    let next_after = if limit > 0 && namespaces.len() == limit as usize {
+        namespaces.last().map(|n| n.name.clone())
+    } else {
+        None
+    };
+    NamespaceListResponse {
+        namespaces,
+        next_after,
+    }
+}
+
 pub(crate) fn page_of(memories: Vec<Memory>, limit: u32) -> ListResponse {
     let next_after = if limit > 0 && memories.len() == limit as usize {
         memories.last().map(|m| m.id)

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use memory_contract::checksum::{memory_digest_bytes, Accumulator};
 use memory_contract::{
-    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch,
-    NamespaceUpsert, WriteAck,
+    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace,
+    NamespaceListResponse, NamespacePatch, NamespaceUpsert, WriteAck,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Row};
@@ -756,6 +756,7 @@ impl Store for PgStore {
         after: Option<Uuid>,
         before: Option<Uuid>,
         limit: u32,
+        embeddings: bool,
     ) -> StoreResult<ListResponse> {
         // Bounds are written into the statement only when given (rather than
         // `$2 IS NULL OR id > $2`), so that every page is a range scan of the
@@ -769,8 +770,14 @@ impl Store for PgStore {
             (false, true) => "$2::uuid IS NULL AND id < $3",
             (false, false) => "$2::uuid IS NULL AND $3::uuid IS NULL",
         };
+        // pgvector casts a vector to `real[]`, which decodes as `Vec<f32>`.
+        let embedding = if embeddings && self.embedding {
+            ", embedding::real[] AS embedding"
+        } else {
+            ""
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score{embedding}
              FROM memory_records r
              WHERE {from} AND {LIVE}
                AND (NOT EXISTS (SELECT 1 FROM memory_namespaces
@@ -789,9 +796,39 @@ impl Store for PgStore {
         .map_err(|e| db_error("cannot scan memories", e))?;
         let memories = rows
             .iter()
-            .map(memory_from_row)
+            .map(|row| {
+                let mut memory = memory_from_row(row)?;
+                if !embedding.is_empty() {
+                    memory.embedding = get(row, "embedding")?;
+                }
+                Ok(memory)
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(super::page_of(memories, limit))
+    }
+
+    async fn list_namespaces(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<NamespaceListResponse> {
+        let rows = sqlx::query(&format!(
+            "SELECT name, kind, expires_at, metadata, created_at
+             FROM memory_namespaces
+             WHERE ($1::text IS NULL OR name > $1) AND {LIVE}
+             ORDER BY name
+             LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("cannot list namespaces", e))?;
+        let namespaces = rows
+            .iter()
+            .map(namespace_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(super::namespace_page_of(namespaces, limit.max(1)))
     }
 
     async fn memory_checksums(
@@ -1201,6 +1238,7 @@ fn memory_from_row(row: &PgRow) -> StoreResult<Memory> {
         pin: get(row, "pin")?,
         created_at: get(row, "created_at")?,
         score: get(row, "score")?,
+        embedding: None,
     })
 }
 

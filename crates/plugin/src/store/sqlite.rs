@@ -25,8 +25,8 @@ use codec::{MEMORY_COLUMNS, NAMESPACE_COLUMNS};
 use futures::TryStreamExt;
 use memory_contract::checksum::{memory_digest, Accumulator};
 use memory_contract::{
-    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace, NamespacePatch,
-    NamespaceUpsert, WriteAck,
+    BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace,
+    NamespaceListResponse, NamespacePatch, NamespaceUpsert, WriteAck,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -899,6 +899,7 @@ impl Store for SqliteStore {
         after: Option<Uuid>,
         before: Option<Uuid>,
         limit: u32,
+        embeddings: bool,
     ) -> StoreResult<ListResponse> {
         let now = codec::encode_time("now", codec::now())?;
         let limit = limit.max(1);
@@ -908,8 +909,9 @@ impl Store for SqliteStore {
             (false, true) => "?2 IS NULL AND r.id < ?4",
             (false, false) => "?2 IS NULL AND ?4 IS NULL",
         };
+        let embedding = if embeddings { ", r.embedding" } else { "" };
         let rows = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS} FROM memory_records r
+            "SELECT {MEMORY_COLUMNS}{embedding} FROM memory_records r
              JOIN memory_namespaces n ON n.name = r.namespace
              WHERE {from}
                AND (r.expires_at IS NULL OR r.expires_at > ?1)
@@ -926,9 +928,44 @@ impl Store for SqliteStore {
         .map_err(|e| db_error("scanning memories", e))?;
         let memories = rows
             .iter()
-            .map(codec::memory_from_row)
+            .map(|row| {
+                let mut memory = codec::memory_from_row(row)?;
+                if embeddings {
+                    let blob: Option<Vec<u8>> = row.try_get("embedding").map_err(|e| {
+                        StoreError::Internal(format!("reading column embedding: {e}"))
+                    })?;
+                    memory.embedding = blob.as_deref().map(codec::decode_embedding).transpose()?;
+                }
+                Ok(memory)
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(super::page_of(memories, limit))
+    }
+
+    async fn list_namespaces(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<NamespaceListResponse> {
+        let now = codec::encode_time("now", codec::now())?;
+        let limit = limit.max(1);
+        let rows = sqlx::query(&format!(
+            "SELECT {NAMESPACE_COLUMNS} FROM memory_namespaces
+             WHERE (?1 IS NULL OR name > ?1) AND (expires_at IS NULL OR expires_at > ?2)
+             ORDER BY name
+             LIMIT ?3"
+        ))
+        .bind(after)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| db_error("listing namespaces", e))?;
+        let namespaces = rows
+            .iter()
+            .map(codec::namespace_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(super::namespace_page_of(namespaces, limit))
     }
 
     async fn memory_checksums(

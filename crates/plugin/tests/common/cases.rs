@@ -100,7 +100,7 @@ pub async fn scan_all(store: &dyn Store) -> Vec<Memory> {
     let mut after = None;
     loop {
         let page = store
-            .scan_memories(after, None, 1000)
+            .scan_memories(after, None, 1000, false)
             .await
             .unwrap_or_else(|e| panic!("scan failed: {e}"));
         out.extend(page.memories);
@@ -969,7 +969,7 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
     let mut pages = 0;
     loop {
         let page = store
-            .scan_memories(after, None, 3)
+            .scan_memories(after, None, 3, false)
             .await
             .expect("scan page");
         pages += 1;
@@ -993,18 +993,18 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
     assert_eq!(pages, 3, "pages of 3, 3 and 1");
 
     // A page that is exactly full points on; the next one is empty.
-    let full = store.scan_memories(None, None, 7).await.expect("full page");
+    let full = store.scan_memories(None, None, 7, false).await.expect("full page");
     assert_eq!(full.memories.len(), 7);
     assert_eq!(full.next_after, Some(live[6].0));
     let empty = store
-        .scan_memories(full.next_after, None, 7)
+        .scan_memories(full.next_after, None, 7, false)
         .await
         .expect("empty page");
     assert!(empty.memories.is_empty());
     assert_eq!(empty.next_after, None);
     // `after` is exclusive and need not be an existing id.
     let tail = store
-        .scan_memories(Some(live[4].0), None, 100)
+        .scan_memories(Some(live[4].0), None, 100, false)
         .await
         .expect("tail");
     assert_eq!(
@@ -1013,7 +1013,7 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
     );
     // `before` is an exclusive upper bound; both bounds make a window.
     let head = store
-        .scan_memories(None, Some(live[2].0), 100)
+        .scan_memories(None, Some(live[2].0), 100, false)
         .await
         .expect("head");
     assert_eq!(
@@ -1022,7 +1022,7 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
     );
     assert_eq!(head.next_after, None);
     let window = store
-        .scan_memories(Some(live[1].0), Some(live[5].0), 2)
+        .scan_memories(Some(live[1].0), Some(live[5].0), 2, false)
         .await
         .expect("window");
     assert_eq!(
@@ -1030,12 +1030,69 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
         [live[2].0, live[3].0]
     );
     let rest = store
-        .scan_memories(window.next_after, Some(live[5].0), 2)
+        .scan_memories(window.next_after, Some(live[5].0), 2, false)
         .await
         .expect("rest of the window");
     assert_eq!(
         rest.memories.iter().map(|m| m.id).collect::<Vec<_>>(),
         [live[4].0]
+    );
+    assert_eq!(rest.next_after, None);
+}
+
+pub async fn list_namespaces_pages_every_live_namespace_by_name(store: Arc<dyn Store>) {
+    // Empty namespaces count; expired ones do not.
+    let names = ["org:a", "team:b", "team:c", "workspace:d", "workspace:e"];
+    for name in names.iter().rev() {
+        make_namespace(&*store, name).await;
+    }
+    write(&*store, "team:b", fact("one memory")).await;
+    let settings = NamespaceUpsert {
+        kind: NamespaceKind::Team,
+        expires_at: Some(Utc::now() + Duration::days(3)),
+        metadata: Some(json!({"owner": "x"})),
+    };
+    store.upsert_namespace("team:c", &settings).await.expect("put");
+    store
+        .upsert_namespace(
+            "team:gone",
+            &NamespaceUpsert {
+                kind: NamespaceKind::Team,
+                expires_at: Some(Utc::now() + Duration::milliseconds(300)),
+                metadata: None,
+            },
+        )
+        .await
+        .expect("put");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_namespaces(after.as_deref(), 2)
+            .await
+            .expect("list namespaces");
+        assert!(page.namespaces.len() <= 2);
+        seen.extend(page.namespaces);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let seen_names: Vec<&str> = seen.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(seen_names, names);
+    let c = seen.iter().find(|n| n.name == "team:c").expect("team:c");
+    assert_eq!(c.kind, NamespaceKind::Team);
+    assert_eq!(c.metadata, Some(json!({"owner": "x"})));
+    assert!(c.expires_at.is_some());
+    let rest = store
+        .list_namespaces(Some("team:c"), 1000)
+        .await
+        .expect("after a name");
+    assert_eq!(
+        rest.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["workspace:d", "workspace:e"]
     );
     assert_eq!(rest.next_after, None);
 }
@@ -1448,6 +1505,26 @@ pub async fn semantic_search_ranks_nearest_first_or_is_refused(store: Arc<dyn St
             m.content
         );
     }
+    // Scan hands the stored vectors back exactly when asked, and only then.
+    let page = store
+        .scan_memories(None, None, 100, true)
+        .await
+        .expect("scan with embeddings");
+    for m in &page.memories {
+        let stored = match m.content.as_str() {
+            "near" => Some(&near),
+            "middle" => Some(&middle),
+            "far" => Some(&far),
+            _ => None,
+        };
+        assert_eq!(m.embedding.as_ref(), stored, "{}", m.content);
+    }
+    assert_eq!(page.memories.len(), 4);
+    let plain = store
+        .scan_memories(None, None, 100, false)
+        .await
+        .expect("scan without embeddings");
+    assert!(plain.memories.iter().all(|m| m.embedding.is_none()));
     // Limit and kinds apply to semantic search too.
     q.limit = 1;
     assert_eq!(contents(&search(&*store, &q).await), ["near"]);

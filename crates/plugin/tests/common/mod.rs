@@ -66,6 +66,7 @@ macro_rules! storage_suite {
             list_memories_pages_by_id,
             list_memories_of_missing_namespace_is_not_found,
             scan_memories_pages_every_live_memory_by_id,
+            list_namespaces_pages_every_live_namespace_by_name,
             memory_checksums_digest_exactly_the_scanned_memories,
             forget_deletes_only_in_its_namespace,
             batch_reports_each_item_in_input_order,

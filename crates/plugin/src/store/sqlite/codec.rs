@@ -77,6 +77,20 @@ pub(super) fn encode_embedding(embedding: &[f32]) -> Vec<u8> {
     embedding.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Decodes a blob written by [`encode_embedding`].
+pub(super) fn decode_embedding(blob: &[u8]) -> StoreResult<Vec<f32>> {
+    if blob.len() % 4 != 0 {
+        return Err(StoreError::Internal(format!(
+            "stored embedding has {} bytes, not a whole number of f32 values",
+            blob.len()
+        )));
+    }
+    Ok(blob
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
 /// Cosine similarity of `query` and a stored embedding blob, computed in
 /// `f64`; `None` when the blob has another dimension or either vector has
 /// no direction (all zeros), where cosine similarity is undefined.
@@ -137,6 +151,7 @@ pub(super) fn memory_from_row(row: &SqliteRow) -> StoreResult<Memory> {
         pin: get::<i64>(row, "pin")? != 0,
         created_at: decode_time("created_at", &created_at)?,
         score: None,
+        embedding: None,
     })
 }
 
@@ -215,6 +230,11 @@ mod tests {
     fn cosine_similarity_of_parallel_opposite_and_zero_vectors() {
         let q = [1.0f32, 2.0, 3.0];
         let n = norm(&q);
+        assert_eq!(
+            decode_embedding(&encode_embedding(&[2.0, -4.5, 6.0])).unwrap(),
+            vec![2.0, -4.5, 6.0]
+        );
+        assert!(decode_embedding(&[0, 1, 2]).is_err());
         let same = encode_embedding(&[2.0, 4.0, 6.0]);
         let opposite = encode_embedding(&[-1.0, -2.0, -3.0]);
         let zero = encode_embedding(&[0.0, 0.0, 0.0]);
