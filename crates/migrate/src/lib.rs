@@ -6,6 +6,7 @@
 //! target's ([`compare`]); [`report`] is what a run prints. The progress
 //! display and the bounded report lists are the backfill's.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod db;

@@ -39,6 +39,8 @@ pub struct Report {
     pub source_mode: String,
     /// How the sides are compared (verify) or how writes are sent (apply).
     pub method: String,
+    /// Apply: whether the run resumed from a checkpoint and what it left.
+    pub checkpoint: String,
     /// Selected source memories read.
     pub scanned: u64,
     /// Selected memories the target already holds exactly.
@@ -80,6 +82,7 @@ impl Report {
             target,
             source_mode: String::new(),
             method: String::new(),
+            checkpoint: String::new(),
             scanned: 0,
             identical: 0,
             created: 0,
@@ -139,6 +142,9 @@ impl fmt::Display for Report {
         let _ = writeln!(out, "  to:     {}", self.target);
         let _ = writeln!(out, "  source: {}", self.source_mode);
         let _ = writeln!(out, "  method: {}", self.method);
+        if !self.checkpoint.is_empty() {
+            let _ = writeln!(out, "  checkpoint: {}", self.checkpoint);
+        }
         let _ = writeln!(out, "memories scanned: {}", self.scanned);
         let _ = writeln!(out, "  identical on the target: {}", self.identical);
         match self.mode {

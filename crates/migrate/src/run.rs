@@ -10,6 +10,7 @@ use crate::cli::{mask_url, shown_url, Mode, Plan};
 use crate::compare::{
     same_for_apply, verify_difference, DiffKind, IdRange, Merger, Pager, Pair, ReadError, Side,
 };
+use crate::checkpoint::{self, RangeProgress, Slot};
 use crate::db::Db;
 use crate::report::{Difference, Report, RowError};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 /// Parallel id ranges read at once.
 pub const RANGES: u32 = 4;
@@ -31,6 +33,8 @@ pub const RANGES: u32 = 4;
 pub const BATCH_ROWS: usize = 500;
 /// Most content bytes per batch write (the batch body limit is 16 MiB).
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Least time between two checkpoint saves.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Namespaces settled on the target at once.
 pub const NAMESPACES_AT_ONCE: usize = 8;
 /// Hex digits per checksum bucket.
@@ -81,6 +85,13 @@ struct Ctx<'a> {
     namespaces: tokio::sync::Mutex<HashMap<String, Result<bool, String>>>,
     budget: Option<AtomicU64>,
     counters: Arc<Counters>,
+    /// The checkpoint's place; its memory is never copied or compared.
+    slot: Slot,
+    /// Apply: keep a checkpoint (dry-run and verify neither read nor write one).
+    checkpointing: bool,
+    /// Per id range, how far the run got.
+    progress: Mutex<Vec<RangeProgress>>,
+    last_save: tokio::sync::Mutex<Instant>,
 }
 
 impl Ctx<'_> {
@@ -284,8 +295,55 @@ impl Ctx<'_> {
         }
     }
 
-    /// Dry-run and apply over one id range.
-    async fn apply_range(&self, range: IdRange, write: bool) {
+    fn progress_of(&self, index: usize) -> RangeProgress {
+        self.progress.lock().expect("progress lock")[index]
+    }
+
+    /// Every source memory of range `index` through `through` was handled.
+    fn handled_through(&self, index: usize, through: Option<Uuid>) {
+        if through.is_some() {
+            self.progress.lock().expect("progress lock")[index].through = through;
+        }
+    }
+
+    /// Saves the checkpoint when the last save is a second old (and no
+    /// other range is saving right now).
+    async fn maybe_save(&self) {
+        if !self.checkpointing {
+            return;
+        }
+        let Ok(mut last) = self.last_save.try_lock() else {
+            return;
+        };
+        if last.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        self.save_checkpoint().await;
+        *last = Instant::now();
+    }
+
+    async fn save_checkpoint(&self) {
+        let ranges = self.progress.lock().expect("progress lock").clone();
+        if let Err(e) = checkpoint::save(self.target, &self.slot, &ranges).await {
+            self.with(|r| r.checkpoint = format!("not saved: {e}"));
+        }
+    }
+
+    /// Dry-run and apply over id range `index` of [`IdRange::split`].
+    async fn apply_range(&self, index: usize, range: IdRange, write: bool) {
+        let start = self.progress_of(index);
+        if start.done {
+            return;
+        }
+        let range = IdRange {
+            after: start.through.or(range.after),
+            before: range.before,
+        };
+        // The last source id handled: written and acknowledged, identical,
+        // skipped or refused. Rows waiting in `pending` are covered only
+        // once their batch is answered.
+        let mut handled: Option<Uuid> = None;
+        let mut finished = false;
         let target = self.target_scan.then(|| {
             Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings)
         });
@@ -294,9 +352,16 @@ impl Ctx<'_> {
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
         let mut pending_bytes = 0usize;
         loop {
+            if pending.is_empty() {
+                self.handled_through(index, handled);
+                self.maybe_save().await;
+            }
             let pair = match merger.next().await {
                 Ok(Some(p)) => p,
-                Ok(None) => break,
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
                 Err(e) => {
                     self.read_error(e);
                     break;
@@ -307,7 +372,9 @@ impl Ctx<'_> {
                 Pair::Source(s) => (s, None),
                 Pair::Both(s, t) => (s, Some(t)),
             };
-            if !self.plan.selection.covers(&s.namespace) {
+            let before_this = handled;
+            handled = Some(s.id);
+            if !self.plan.selection.covers(&s.namespace) || s.id == self.slot.id {
                 continue;
             }
             Counters::add(&self.counters.scanned, 1);
@@ -340,6 +407,7 @@ impl Ctx<'_> {
                 None => false,
             };
             if write && !self.take_budget() {
+                handled = before_this;
                 self.with(|r| {
                     r.complete = false;
                     r.stopped = Some(format!(
@@ -386,6 +454,10 @@ impl Ctx<'_> {
         }
         if !pending.is_empty() {
             self.flush(pending).await;
+        }
+        self.handled_through(index, handled);
+        if finished {
+            self.progress.lock().expect("progress lock")[index].done = true;
         }
     }
 
@@ -453,7 +525,9 @@ impl Ctx<'_> {
                 }
             };
             let sel = &self.plan.selection;
+            let own = self.slot.id;
             let diff = match &pair {
+                Pair::Source(m) | Pair::Target(m) | Pair::Both(m, _) if m.id == own => continue,
                 Pair::Source(s) if sel.covers(&s.namespace) => {
                     Some((DiffKind::Missing, s.id, s.namespace.clone(), None))
                 }
@@ -576,7 +650,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
     };
     let mut report = Report::new(
         plan.mode,
-        source_shown,
+        source_shown.clone(),
         url::Url::parse(&plan.to)
             .map(|u| mask_url(&u))
             .unwrap_or_default(),
@@ -637,6 +711,42 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         carry && !plan.skip_embeddings
     };
     let target_scan = target.supports(capability::SCAN);
+    let slot = {
+        let source = match source {
+            Side::Database(_) => format!("{} schema {}", source_shown, plan.from_schema),
+            Side::Plugin(_) => source_shown.clone(),
+        };
+        let mut selection = Vec::new();
+        if let Some(n) = &plan.selection.namespace {
+            selection.push(format!("-namespace={n}"));
+        }
+        if let Some(p) = &plan.selection.namespace_prefix {
+            selection.push(format!("-namespace-prefix={p}"));
+        }
+        checkpoint::slot(&source, &selection.join(" "))
+    };
+    let checkpointing = plan.mode == Mode::Apply;
+    let mut ranges = vec![RangeProgress::default(); RANGES as usize];
+    if checkpointing {
+        match checkpoint::load(&target, &slot).await {
+            Ok(Some(found)) if found.ranges.len() == ranges.len() => {
+                report.checkpoint = format!(
+                    "resumed from the checkpoint of {} ({} of {} id ranges finished)",
+                    found.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    found.ranges.iter().filter(|r| r.done).count(),
+                    ranges.len()
+                );
+                ranges = found.ranges;
+            }
+            Ok(_) => report.checkpoint = "none found: a full pass".into(),
+            Err(e) => {
+                return Err(fatal(format!(
+                    "reading the checkpoint on the target {}: {e}",
+                    shown_url(&plan.to)
+                )))
+            }
+        }
+    }
     let progress = Progress::start("memory-migrate", None, show_progress);
     let ctx = Ctx {
         plan,
@@ -656,6 +766,10 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
             .filter(|_| plan.mode == Mode::Apply)
             .map(AtomicU64::new),
         counters: progress.counters(),
+        slot,
+        checkpointing,
+        progress: Mutex::new(ranges),
+        last_save: tokio::sync::Mutex::new(Instant::now()),
     };
     match plan.mode {
         Mode::DryRun | Mode::Apply => {
@@ -680,9 +794,31 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
             futures::future::join_all(
                 IdRange::split(RANGES)
                     .into_iter()
-                    .map(|range| ctx.apply_range(range, write)),
+                    .enumerate()
+                    .map(|(i, range)| ctx.apply_range(i, range, write)),
             )
             .await;
+            if checkpointing {
+                let all_done = ctx.progress.lock().expect("progress lock").iter().all(|r| r.done);
+                if all_done {
+                    match checkpoint::clear(&target, &ctx.slot).await {
+                        Ok(()) => ctx.with(|r| {
+                            r.checkpoint.push_str("; every range finished, checkpoint cleared")
+                        }),
+                        Err(e) => ctx.row_error(
+                            Some(ctx.slot.id),
+                            Some(checkpoint::NAMESPACE),
+                            format!("clearing the finished run's checkpoint: {e}"),
+                        ),
+                    }
+                } else {
+                    ctx.save_checkpoint().await;
+                    ctx.with(|r| {
+                        r.checkpoint
+                            .push_str("; checkpoint saved: the next -apply resumes from it")
+                    });
+                }
+            }
         }
         Mode::Verify => {
             if !target_scan {

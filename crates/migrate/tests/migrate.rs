@@ -369,15 +369,32 @@ async fn postgres_to_sqlite_in_limited_steps_then_verify_clean() {
     let step1 = go(&limited).await;
     assert_eq!(step1.created, 300, "{step1}");
     assert!(!step1.complete);
+    assert!(step1.checkpoint.contains("checkpoint saved"), "{step1}");
     let step2 = go(&limited).await;
     assert_eq!(step2.created, 300, "{step2}");
-    assert_eq!(everything(&to.client()).await.len(), 600);
+    // It resumed after the first run's cursors instead of comparing again.
+    assert!(step2.checkpoint.starts_with("resumed"), "{step2}");
+    assert_eq!(step2.identical, 0, "{step2}");
+    let on_target = everything(&to.client()).await;
+    let (own, data): (Vec<_>, Vec<_>) = on_target
+        .iter()
+        .partition(|m| m.namespace == memory_migrate::checkpoint::NAMESPACE);
+    assert_eq!((data.len(), own.len()), (600, 1));
 
     let rest = go(&plan(Mode::Apply, &from, &to)).await;
     assert_eq!(rest.errors, 0, "{rest}");
     assert_eq!(rest.created, n - 600, "{rest}");
-    assert_eq!(rest.identical, 600, "{rest}");
+    assert_eq!(rest.identical, 0, "{rest}");
     assert!(rest.complete);
+    assert!(rest.checkpoint.contains("cleared"), "{rest}");
+    assert_eq!(
+        to.client()
+            .get_namespace(memory_migrate::checkpoint::NAMESPACE)
+            .await
+            .unwrap(),
+        None,
+        "a finished run leaves nothing of its own on the target"
+    );
     assert_same(&from, &to).await;
 
     let clean = go(&plan(Mode::Verify, &from, &to)).await;
