@@ -75,7 +75,8 @@ pub(crate) async fn batch_mixed(ctx: &CheckCtx) -> CheckResult {
 }
 
 /// `list`: pages ordered by id, `next_after` until the last page, every row
-/// once; GET of a namespace is 200 or 404.
+/// once; GET of a namespace is 200 or 404; the namespace listing holds an
+/// empty namespace.
 pub(crate) async fn list_paging(ctx: &CheckCtx) -> CheckResult {
     let ns = ctx.namespace("ns").await?;
     let mut written = HashSet::new();
@@ -119,6 +120,22 @@ pub(crate) async fn list_paging(ctx: &CheckCtx) -> CheckResult {
         got.as_ref().is_some_and(|n| n.name == ns),
         format!("GET /v1/namespaces/{ns} to answer the namespace"),
         || format!("{got:?}"),
+    )?;
+    // GET /v1/namespaces lists namespaces by name, empty ones too. The
+    // plugin may hold others, so the listing starts just below the empty
+    // one's name (a proper prefix sorts first).
+    let empty = ctx.namespace("empty").await?;
+    let below = &empty[..empty.len() - 1];
+    let listed = ctx
+        .client()
+        .list_namespaces(Some(below), 1000)
+        .await
+        .map_err(|e| Failure::step("GET /v1/namespaces", e))?;
+    let names: Vec<&str> = listed.namespaces.iter().map(|n| n.name.as_str()).collect();
+    ensure(
+        names.first() == Some(&empty.as_str()) && names.windows(2).all(|w| w[0] < w[1]),
+        format!("GET /v1/namespaces?after={below} to start with the empty namespace {empty}, names ascending"),
+        || format!("{names:?}"),
     )?;
     let absent = ctx.name("absent");
     let answer = ctx

@@ -137,7 +137,7 @@ pub(crate) fn all() -> Vec<Check> {
             "Extension batch: results come back in input order; a bad item fails alone.",
             extensions::batch_mixed),
         check!("list_paging", Some(capability::LIST),
-            "Extension list: pages ordered by id with next_after; GET of a namespace is 200 or 404.",
+            "Extension list: pages ordered by id with next_after; GET of a namespace is 200 or 404; GET /v1/namespaces lists namespaces by name, empty ones included.",
             extensions::list_paging),
         check!("scan_paging", Some(capability::SCAN),
             "Extension scan: GET /v1/memories pages every namespace's memories by id between exclusive `after` and `before`; forgotten ones are gone; a bad after, before or limit is 400.",
