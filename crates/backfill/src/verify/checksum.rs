@@ -1,5 +1,6 @@
-//! `-verify -all` through the `checksum` extension: digests per id bucket
-//! on both sides, then a row-by-row merge of the buckets that differ.
+//! The `checksum` method: `-verify -all` through the `checksum` extension,
+//! digests per id bucket on both sides, then a row-by-row merge of the
+//! buckets that differ.
 //!
 //! Both sides digest the same thing (see `memory_contract::checksum`): per
 //! bucket of ids sharing their first three (or, on large tables, four) hex
@@ -27,8 +28,11 @@
 //! far from parity) the whole id space is merged by the `scan` method
 //! instead, which is cheaper than many small merges.
 
+use super::compare::may_be_too_large_len;
+use super::report::{VerifyError, VerifyReport};
 use super::scan::{self, judge, IdRange, Placed, WholeTable};
-use super::{may_be_too_large_len, AbortOnDrop, VerifyError, VerifyReport};
+use super::selection::estimated_rows;
+use super::task::AbortOnDrop;
 use crate::checkpoint::{self, CHECKPOINT_NAMESPACE};
 use crate::legacy::{self, LegacyError};
 use crate::mapping::{Carry, Scope};
@@ -118,7 +122,7 @@ pub(super) async fn check(table: &WholeTable<'_>) -> Result<VerifyReport, Verify
         concurrency,
         ..
     } = *table;
-    let prefix = prefix_for(super::list::estimated_rows(pool).await.unwrap_or(0.0));
+    let prefix = prefix_for(estimated_rows(pool).await.unwrap_or(0.0));
     let mut plugin_side = {
         let client = plugin.client.clone();
         let display = plugin.display.clone();

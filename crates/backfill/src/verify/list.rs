@@ -1,4 +1,5 @@
-//! The exact check, through the `list` extension.
+//! The `list` method: the exact check of any scope, through the `list`
+//! extension (the dry-run's diff uses it too, by [`list_compare`]).
 //!
 //! Workspaces are grouped into units that share no target namespace (in a
 //! healthy tree, one org each: its workspaces, teams and org), and units are
@@ -16,10 +17,11 @@
 //! mismatch lists, and the ids of plugin rows found where no legacy row puts
 //! them (to tell a row in the wrong namespace from a missing one).
 
-use super::{
-    compare, may_be_too_large, search_terms, AbortOnDrop, Mismatch, MismatchKind, VerifyError,
-    VerifyReport, SCOPE_SQL,
-};
+use super::compare::{compare, may_be_too_large};
+use super::report::{Mismatch, MismatchKind, VerifyError, VerifyReport};
+use super::search::search_terms;
+use super::selection::{estimated_rows, SCOPE_SQL};
+use super::task::AbortOnDrop;
 use crate::legacy::{self, LegacyError, LegacyRow};
 use crate::mapping::{self, Carry, Scope};
 use crate::plugin::{self, Plugin};
@@ -165,17 +167,27 @@ impl<'r> ListEngine<'r> {
     }
 }
 
-/// Rows of `agent_memories` by the planner's statistics (`None` when it has
-/// none yet).
-pub(super) async fn estimated_rows(pool: &PgPool) -> Option<f64> {
-    let tuples: Option<f32> = sqlx::query_scalar(
-        "SELECT reltuples FROM pg_class WHERE oid = to_regclass('agent_memories')",
-    )
-    .fetch_optional(pool)
-    .await
-    .ok()
-    .flatten();
-    tuples.filter(|t| *t > 0.0).map(f64::from)
+/// Exact comparison through `list` of every row of `workspaces`, as used by
+/// the dry-run diff. The plugin must advertise `list`.
+///
+/// # Errors
+///
+/// [`VerifyError`] when the legacy side cannot be read.
+pub(crate) async fn list_compare(
+    pool: &PgPool,
+    plugin: &Plugin,
+    resolver: &mut Resolver,
+    workspaces: &[Uuid],
+    carry: Carry,
+    concurrency: usize,
+) -> Result<VerifyReport, VerifyError> {
+    let mut report = VerifyReport::default();
+    let counters = Arc::new(Counters::default());
+    let mut engine = ListEngine::new(&mut report, carry, counters);
+    engine
+        .check(pool, plugin, resolver, workspaces, concurrency)
+        .await?;
+    Ok(report)
 }
 
 /// Average legacy rows per workspace, from the planner's statistics.

@@ -1,5 +1,5 @@
-//! `-verify -all` through the `scan` extension: one pass over both sides in
-//! id order.
+//! The `scan` method: `-verify -all` through the `scan` extension, one pass
+//! over both sides in id order.
 //!
 //! The id space is cut in [`LEGACY_STREAMS`] halves, each merged by a task of
 //! its own. For a half, the legacy rows come from one query in id order
@@ -14,9 +14,10 @@
 //! in the table, blank or oversized content) are listed as skips by the same
 //! pass. Memory: the intervals in flight, each about [`INTERVAL_ROWS`] rows.
 
-use super::{
-    compare, may_be_too_large, AbortOnDrop, Mismatch, MismatchKind, VerifyError, VerifyReport,
-};
+use super::compare::{compare, may_be_too_large};
+use super::report::{Mismatch, MismatchKind, VerifyError, VerifyReport};
+use super::selection::estimated_rows;
+use super::task::AbortOnDrop;
 use crate::checkpoint::CHECKPOINT_NAMESPACE;
 use crate::legacy::{self, LegacyError, LegacyRow};
 use crate::mapping::{self, Carry, Scope, Skip};
@@ -179,7 +180,7 @@ impl WholeTable<'_> {
 
 /// Checks every legacy row against the plugin's scan.
 pub(super) async fn check(table: &WholeTable<'_>) -> Result<VerifyReport, VerifyError> {
-    let rows = super::list::estimated_rows(table.pool).await.unwrap_or(0.0);
+    let rows = estimated_rows(table.pool).await.unwrap_or(0.0);
     let intervals =
         ((rows / LEGACY_STREAMS as f64 / INTERVAL_ROWS).ceil() as usize).clamp(1, MAX_INTERVALS);
     let fetchers = (table.concurrency / LEGACY_STREAMS).max(1);
