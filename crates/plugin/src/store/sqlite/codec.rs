@@ -79,7 +79,7 @@ pub(super) fn encode_embedding(embedding: &[f32]) -> Vec<u8> {
 
 /// Decodes a blob written by [`encode_embedding`].
 pub(super) fn decode_embedding(blob: &[u8]) -> StoreResult<Vec<f32>> {
-    if blob.len() % 4 != 0 {
+    if !blob.chunks_exact(4).remainder().is_empty() {
         return Err(StoreError::Internal(format!(
             "stored embedding has {} bytes, not a whole number of f32 values",
             blob.len()
