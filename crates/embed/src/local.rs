@@ -1,0 +1,275 @@
+//! all-MiniLM-L6-v2 in this process: candle's BERT on the CPU, the
+//! `tokenizers` crate for WordPiece, mean pooling and L2 normalisation as
+//! sentence-transformers does.
+//!
+//! Threads: the model runs inside a rayon pool of its own with
+//! [`LocalConfig::threads`] threads; candle's matrix products (gemm) and the
+//! tokenizer's batch encoding use the pool they are called from, so they
+//! stay on it. Candle's element-wise kernels use a separate process-wide
+//! pool sized once, at its first use, by `CANDLE_NUM_THREADS` (falling back
+//! to `RAYON_NUM_THREADS`, then the physical cores); when neither variable
+//! is set, loading the first local embedder sets `CANDLE_NUM_THREADS` to
+//! its thread count so that pool is bounded too. The number of pieces gemm
+//! cuts a product into follows `RAYON_NUM_THREADS` (else the physical
+//! cores); they still run on the embedder's pool.
+
+use crate::{EmbedError, Embedder, LocalConfig};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use tokenizers::{
+    Encoding, PaddingParams, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
+
+/// The in-process embedder. Cloning shares the loaded model.
+#[derive(Clone)]
+pub struct LocalEmbedder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pool: rayon::ThreadPool,
+    dir: PathBuf,
+    threads: usize,
+    max_tokens: usize,
+    batch_size: usize,
+    dimension: usize,
+    pad_id: u32,
+}
+
+static CANDLE_THREADS: Once = Once::new();
+
+impl LocalEmbedder {
+    /// Loads the model from the directory `config` names or finds.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbedError::ModelNotFound`] with every directory tried, or
+    /// [`EmbedError::ModelLoad`] naming the file that is unreadable.
+    pub fn load(config: &LocalConfig) -> Result<Self, EmbedError> {
+        let dir = config.resolve_model_dir()?;
+        let threads = config.threads.max(1);
+        bound_candle_threads(threads);
+        let load_err = |message: String| EmbedError::ModelLoad {
+            dir: dir.clone(),
+            message,
+        };
+
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| load_err(format!("cannot read config.json: {e}")))?;
+        let bert: BertConfig = serde_json::from_str(&text)
+            .map_err(|e| load_err(format!("config.json is not a BERT configuration: {e}")))?;
+
+        let weights_path = dir.join("model.safetensors");
+        let weights = std::fs::read(&weights_path)
+            .map_err(|e| load_err(format!("cannot read model.safetensors: {e}")))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(|e| load_err(format!("model.safetensors is not a safetensors file: {e}")))?;
+        let model = BertModel::load(vb, &bert).map_err(|e| {
+            load_err(format!(
+                "model.safetensors does not hold the BERT weights config.json describes: {e}"
+            ))
+        })?;
+
+        let max_tokens = config.max_tokens.clamp(2, bert.max_position_embeddings);
+        let tokenizer =
+            load_tokenizer(&dir.join("tokenizer.json"), max_tokens).map_err(load_err)?;
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| tokenizer.token_to_id("[PAD]"))
+            .unwrap_or(bert.pad_token_id as u32);
+
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("memory-embed-{i}"))
+            .build()
+            .map_err(|e| load_err(format!("cannot start {threads} threads: {e}")))?;
+
+        Ok(LocalEmbedder {
+            inner: Arc::new(Inner {
+                model,
+                tokenizer,
+                pool,
+                dir,
+                threads,
+                max_tokens,
+                batch_size: config.batch_size.max(1),
+                dimension: bert.hidden_size,
+                pad_id,
+            }),
+        })
+    }
+
+    /// The directory the model was loaded from.
+    pub fn model_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Inputs are truncated to this many tokens.
+    pub fn max_tokens(&self) -> usize {
+        self.inner.max_tokens
+    }
+
+    /// How many tokens `text` becomes (special tokens included), before
+    /// truncation.
+    ///
+    /// # Errors
+    ///
+    /// When the tokenizer refuses the text.
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        let mut tokenizer = self.inner.tokenizer.clone();
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let enc = tokenizer
+            .encode(text, true)
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        Ok(enc.len())
+    }
+
+    /// [`Embedder::embed`] on the calling thread (it waits while the
+    /// embedder's pool works): for callers outside an async runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the tokenizer or the model fails.
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.embed(texts)
+    }
+}
+
+impl Inner {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.install(|| {
+            let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let encodings = self
+                .tokenizer
+                .encode_batch(inputs, true)
+                .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+            // Similar lengths together: a batch is padded to its longest
+            // input, so sorting keeps the padding (wasted work) small.
+            let mut order: Vec<usize> = (0..encodings.len()).collect();
+            order.sort_by_key(|&i| encodings[i].get_ids().len());
+            let mut out = vec![Vec::new(); encodings.len()];
+            for chunk in order.chunks(self.batch_size) {
+                let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+                let vectors = self
+                    .forward(&batch)
+                    .map_err(|e| EmbedError::Inference(e.to_string()))?;
+                for (&i, v) in chunk.iter().zip(vectors) {
+                    out[i] = v;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs one padded batch through BERT and pools it: the mean of the
+    /// token vectors under the attention mask, scaled to length 1.
+    fn forward(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let rows = batch.len();
+        let len = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        for enc in batch {
+            let n = enc.get_ids().len();
+            ids.extend_from_slice(enc.get_ids());
+            ids.extend(std::iter::repeat_n(self.pad_id, len - n));
+            mask.extend(std::iter::repeat_n(1u32, n));
+            mask.extend(std::iter::repeat_n(0u32, len - n));
+        }
+        let device = Device::Cpu;
+        let ids = Tensor::from_vec(ids, (rows, len), &device)?;
+        let type_ids = ids.zeros_like()?;
+        let mask = Tensor::from_vec(mask, (rows, len), &device)?;
+        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, len, dim)
+
+        let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, len, 1)
+        let summed = hidden.broadcast_mul(&weights)?.sum(1)?; // (rows, dim)
+        let counts = weights.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (rows, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let mut vectors = mean.to_vec2::<f32>()?;
+        for v in &mut vectors {
+            normalize(v);
+        }
+        Ok(vectors)
+    }
+}
+
+/// Scales `v` to length 1 (as torch's `F.normalize`, eps 1e-12).
+fn normalize(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    let scale = 1.0 / norm.max(1e-12);
+    for x in v {
+        *x = (f64::from(*x) * scale) as f32;
+    }
+}
+
+fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, String> {
+    let mut tokenizer =
+        Tokenizer::from_file(path).map_err(|e| format!("cannot load tokenizer.json: {e}"))?;
+    // Padding is done per batch here; truncation at the model's limit,
+    // whatever the file says.
+    tokenizer.with_padding(None::<PaddingParams>);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| format!("tokenizer.json: cannot truncate at {max_tokens} tokens: {e}"))?;
+    Ok(tokenizer)
+}
+
+/// Bounds candle's process-wide element-wise pool (see the module docs).
+fn bound_candle_threads(threads: usize) {
+    CANDLE_THREADS.call_once(|| {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none()
+            && std::env::var_os("RAYON_NUM_THREADS").is_none()
+        {
+            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        }
+    });
+}
+
+#[async_trait::async_trait]
+impl Embedder for LocalEmbedder {
+    fn dimension(&self) -> usize {
+        self.inner.dimension
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = Arc::clone(&self.inner);
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || inner.embed(&texts))
+            .await
+            .map_err(|e| EmbedError::Inference(format!("the embedding task failed: {e}")))?
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "all-MiniLM-L6-v2 in process ({} dimensions, {} threads, up to {} tokens, model from {})",
+            self.inner.dimension,
+            self.inner.threads,
+            self.inner.max_tokens,
+            self.inner.dir.display()
+        )
+    }
+}
