@@ -5,7 +5,12 @@
 //! namespace, expired rows treated as absent. What differs is how it is
 //! served:
 //! - full-text search uses an FTS5 index with the `porter unicode61`
-//!   tokenizer, kept in step with `memory_records` by triggers;
+//!   tokenizer, kept in step with `memory_records` by triggers. The index
+//!   holds each row's namespace too, so a search reads only the rows of
+//!   the namespaces it names, and ranks them by bm25 with document
+//!   frequencies remembered between searches (`rank`, `doc_freq`): the
+//!   same scores as FTS5's `bm25()`, without walking every posting list
+//!   of the query's words on every search;
 //! - semantic search compares embeddings exactly, in process, over the live
 //!   rows of the searched namespaces;
 //! - every write goes through one writer connection, so writers queue in
@@ -13,7 +18,9 @@
 //!   use their own pool and, in WAL mode, never wait for the writer.
 
 mod codec;
+mod doc_freq;
 mod migrate;
+mod rank;
 mod text_query;
 
 use crate::store::{
@@ -35,6 +42,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -113,6 +121,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     in_memory: bool,
     embedding_dim: usize,
+    /// Document frequencies of full-text phrases, shared by every search.
+    doc_freqs: Arc<doc_freq::DocFreqCache>,
 }
 
 /// Where a `sqlite:` URL points.
@@ -148,6 +158,16 @@ fn parse_url(url: &str) -> StoreResult<ParsedUrl> {
         StoreError::BadRequest(format!("invalid SQLite database URL for {database:?}: {e}"))
     })?;
     Ok(ParsedUrl { options, in_memory })
+}
+
+/// Prepares every new connection: registers the full-text ranking function
+/// (see `rank`), which SQLite keeps per connection.
+async fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr().cast();
+    // SAFETY: the handle is an open connection, locked for this thread
+    // until `handle` drops.
+    unsafe { rank::register(db) }.map_err(|e| sqlx::Error::Configuration(e.into()))
 }
 
 /// Maps a sqlx error to a [`StoreError`]; `context` says what was being done.
@@ -326,6 +346,7 @@ impl SqliteStore {
             .acquire_timeout(WRITE_QUEUE_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(|conn, _| Box::pin(prepare_connection(conn)))
             .connect_with(writer_options)
             .await
             .map_err(open_error)?;
@@ -341,6 +362,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(readers)
                 .acquire_timeout(WRITE_QUEUE_TIMEOUT)
+                .after_connect(|conn, _| Box::pin(prepare_connection(conn)))
                 .connect_with(
                     base.read_only(true)
                         .pragma("cache_size", READER_CACHE_KIB)
@@ -356,6 +378,7 @@ impl SqliteStore {
             reader,
             in_memory,
             embedding_dim: opts.embedding_dim,
+            doc_freqs: Arc::default(),
         })
     }
 
@@ -566,31 +589,42 @@ impl SqliteStore {
             .collect())
     }
 
+    /// Full-text search: the MATCH names the namespaces too, so FTS5 visits
+    /// only their rows; each is scored by `memory_fts_score`, which gives
+    /// what `-bm25()` gives on the content alone (see `rank`), from document
+    /// frequencies the cache keeps up to date (see `doc_freq`).
     async fn search_full_text(
+        &self,
         conn: &mut SqliteConnection,
         filter: &SearchFilter,
+        namespaces: &[String],
         text: &str,
         limit: i64,
     ) -> StoreResult<Vec<Memory>> {
-        let Some(expression) = text_query::fts_match_expression(text) else {
+        let Some(phrases) = text_query::fts_phrases(text) else {
             return Ok(Vec::new());
         };
-        // bm25() is lower for better matches; the score is its negation so
-        // that, as on Postgres, a higher score is a better match.
+        let doc_freqs = self.doc_freqs.doc_freqs(conn, &phrases).await?;
+        let doc_freqs: Vec<u8> = doc_freqs.iter().flat_map(|n| n.to_le_bytes()).collect();
+        let expression = text_query::match_in_namespaces(&phrases, namespaces);
+        // CROSS JOIN keeps the index as the outer loop: probing it once per
+        // row of the namespaces would cost far more than one MATCH.
         let rows = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS}, -bm25(memory_records_fts) AS score
+            "SELECT {MEMORY_COLUMNS}, {score}(memory_records_fts, ?6) AS score
              FROM memory_records_fts
-             JOIN memory_records r ON r.seq = memory_records_fts.rowid
-             WHERE memory_records_fts MATCH ?4 AND {}
-             ORDER BY bm25(memory_records_fts), r.pin DESC, r.created_at DESC, r.seq DESC
+             CROSS JOIN memory_records r ON r.seq = memory_records_fts.rowid
+             WHERE memory_records_fts MATCH ?4 AND {filter}
+             ORDER BY score DESC, r.pin DESC, r.created_at DESC, r.seq DESC
              LIMIT ?5",
-            SearchFilter::SQL
+            score = rank::FUNCTION,
+            filter = SearchFilter::SQL
         ))
         .bind(&filter.namespaces)
         .bind(&filter.now)
         .bind(&filter.kinds)
         .bind(expression)
         .bind(limit)
+        .bind(doc_freqs)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| db_error("full-text search", e))?;
@@ -842,7 +876,8 @@ impl Store for SqliteStore {
                     .await?
             }
             (None, Some(text)) if text.chars().count() >= 2 => {
-                Self::search_full_text(&mut tx, &filter, text, i64::from(limit)).await?
+                self.search_full_text(&mut tx, &filter, &live, text, i64::from(limit))
+                    .await?
             }
             (None, Some(text)) => {
                 Self::search_unscored(&mut tx, &filter, Some(text), i64::from(limit)).await?

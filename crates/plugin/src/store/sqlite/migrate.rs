@@ -6,6 +6,15 @@
 //! recorded versions, so two processes opening one new file at the same
 //! moment apply each migration exactly once, and reopening a migrated file
 //! changes nothing.
+//!
+//! After them come the index upgrades: structures derived from the rows
+//! (indexes, the triggers that keep them) that a newer build replaces. Each
+//! is recognised by its shape rather than by a version number, runs in its
+//! own `BEGIN IMMEDIATE` transaction that first checks again whether it is
+//! needed, and builds its index from the rows already there, so an existing
+//! file is upgraded once, at its first open by this build, and an older build
+//! keeps working on the upgraded file (the triggers keep the index in step
+//! whoever writes).
 
 use crate::store::{StoreError, StoreResult};
 use sqlx::SqlitePool;
@@ -23,6 +32,22 @@ const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "namespaces, records, full-text index",
     sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+}];
+
+/// An index upgrade: `sql` runs when `applied` (a query answering one
+/// integer) answers 0.
+struct Upgrade {
+    description: &'static str,
+    applied: &'static str,
+    sql: &'static str,
+}
+
+/// Every index upgrade, in the order they apply.
+const UPGRADES: &[Upgrade] = &[Upgrade {
+    description: "full-text index by namespace",
+    applied: "SELECT count(*) FROM pragma_table_info('memory_records_fts') \
+              WHERE name = 'namespace_key'",
+    sql: include_str!("fts_by_namespace.sql"),
 }];
 
 /// The newest schema version this build knows.
@@ -87,6 +112,48 @@ pub(super) async fn run(pool: &SqlitePool) -> StoreResult<()> {
         tx.commit()
             .await
             .map_err(|e| migration_error(migration.version, e))?;
+    }
+
+    for upgrade in UPGRADES {
+        let failed = |e: sqlx::Error| {
+            StoreError::Internal(format!(
+                "SQLite index upgrade \"{}\" failed: {e}",
+                upgrade.description
+            ))
+        };
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+        let applied: i64 = sqlx::query_scalar(upgrade.applied)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if applied > 0 {
+            continue;
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM memory_records")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if rows > 0 {
+            tracing::info!(
+                rows,
+                upgrade = upgrade.description,
+                "upgrading the SQLite database: building an index from the existing memories, once"
+            );
+        }
+        let started = std::time::Instant::now();
+        sqlx::raw_sql(upgrade.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        if rows > 0 {
+            tracing::info!(
+                rows,
+                upgrade = upgrade.description,
+                seconds = started.elapsed().as_secs_f64(),
+                "SQLite index upgrade done"
+            );
+        }
     }
     Ok(())
 }

@@ -141,11 +141,10 @@ const STOP_WORDS: &[&str] = &[
     "yourselves",
 ];
 
-/// The FTS5 match expression for `text`: every word quoted, all required
-/// (implicit AND), English stop words left out unless nothing else remains.
-/// `None` when the text holds no word at all (only punctuation), which
-/// matches nothing.
-pub(super) fn fts_match_expression(text: &str) -> Option<String> {
+/// The FTS5 phrases of `text`: every word quoted (all are required),
+/// English stop words left out unless nothing else remains. `None` when the
+/// text holds no word at all (only punctuation), which matches nothing.
+pub(super) fn fts_phrases(text: &str) -> Option<Vec<String>> {
     // Splitting on anything the tokenizer would not keep inside a word makes
     // each piece one FTS5 token; punctuation-only pieces vanish here rather
     // than becoming empty phrases.
@@ -166,11 +165,34 @@ pub(super) fn fts_match_expression(text: &str) -> Option<String> {
     } else {
         meaningful
     };
-    let quoted: Vec<String> = chosen
+    Some(chosen.iter().map(|w| quote(w)).collect())
+}
+
+fn quote(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\"\""))
+}
+
+/// The token a namespace is indexed as in the `namespace_key` column: the
+/// hex digits of its name, as SQLite's `hex()` writes them (the tokenizer
+/// folds the case).
+pub(super) fn namespace_key(namespace: &str) -> String {
+    namespace.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The MATCH expression of a full-text search: every phrase in the content
+/// column, in the rows of one of `namespaces`. The content phrases come
+/// first, so they are the expression's phrases 0, 1, ... that
+/// `memory_fts_score` ranks by.
+pub(super) fn match_in_namespaces(phrases: &[String], namespaces: &[String]) -> String {
+    let keys: Vec<String> = namespaces
         .iter()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .map(|n| quote(&namespace_key(n)))
         .collect();
-    Some(quoted.join(" "))
+    format!(
+        "{{content}} : ({}) AND {{namespace_key}} : ({})",
+        phrases.join(" "),
+        keys.join(" OR ")
+    )
 }
 
 /// Escapes `\`, `%` and `_` for a LIKE pattern written with `ESCAPE '\'`.
@@ -207,10 +229,14 @@ pub(super) fn substring_patterns(needle: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn phrases(text: &str) -> Option<String> {
+        fts_phrases(text).map(|p| p.join(" "))
+    }
+
     #[test]
     fn every_word_is_quoted_and_operators_become_words() {
         assert_eq!(
-            fts_match_expression("deploy NEAR(prod) OR x*").as_deref(),
+            phrases("deploy NEAR(prod) OR x*").as_deref(),
             Some(r#""deploy" "NEAR" "prod" "x""#)
         );
     }
@@ -218,18 +244,27 @@ mod tests {
     #[test]
     fn stop_words_are_dropped_unless_nothing_else_is_left() {
         assert_eq!(
-            fts_match_expression("how is the deploy going").as_deref(),
+            phrases("how is the deploy going").as_deref(),
             Some(r#""deploy" "going""#)
         );
-        assert_eq!(
-            fts_match_expression("the and").as_deref(),
-            Some(r#""the" "and""#)
-        );
+        assert_eq!(phrases("the and").as_deref(), Some(r#""the" "and""#));
     }
 
     #[test]
     fn punctuation_only_text_has_no_expression() {
-        assert_eq!(fts_match_expression(r#"-- "" () * :"#), None);
+        assert_eq!(fts_phrases(r#"-- "" () * :"#), None);
+    }
+
+    #[test]
+    fn namespaces_become_hex_tokens_after_the_content_phrases() {
+        assert_eq!(namespace_key("team:a-1"), "7465616d3a612d31");
+        assert_eq!(
+            match_in_namespaces(
+                &[r#""deploy""#.to_string(), r#""prod""#.to_string()],
+                &["team:a".to_string(), "org:b".to_string()]
+            ),
+            r#"{content} : ("deploy" "prod") AND {namespace_key} : ("7465616d3a61" OR "6f72673a62")"#
+        );
     }
 
     #[test]
