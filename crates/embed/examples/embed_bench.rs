@@ -82,6 +82,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// CPU time (user + system) this process has used so far, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). On a shared machine the
+/// wall-clock figures include time other processes took; CPU time does not.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports clock ticks of 1/100 s on every Linux we run on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -107,6 +119,7 @@ fn main() {
             ),
         }
     }
+    let (singles, batches) = (singles.max(1), batches.max(1));
     if let Some(dir) = std::env::var_os("MEMORY_EMBED_MODEL_DIR") {
         config.model_dir = Some(dir.into());
     }
@@ -126,6 +139,8 @@ fn main() {
     }
 
     let mut times = Vec::with_capacity(singles);
+    let cpu_before = cpu_time();
+    let wall_before = Instant::now();
     for i in 0..singles {
         let text = [memory(1000 + i)];
         let t = Instant::now();
@@ -139,11 +154,19 @@ fn main() {
         ms(percentile(&times, 0.99)),
         ms(*times.last().unwrap())
     );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_time()) {
+        println!(
+            "single memory: {:.2} ms CPU time per call on average ({:.2} ms wall on average)",
+            ms(after - before) / singles as f64,
+            ms(wall_before.elapsed()) / singles as f64
+        );
+    }
 
     let batch_texts: Vec<Vec<String>> = (0..batches)
         .map(|b| (0..64).map(|i| memory(100_000 + b * 64 + i)).collect())
         .collect();
     embedder.embed_blocking(&batch_texts[0]).unwrap();
+    let cpu_before = cpu_time();
     let t = Instant::now();
     let mut per_batch = Vec::with_capacity(batches);
     for texts in &batch_texts {
@@ -158,4 +181,11 @@ fn main() {
         (batches * 64) as f64 / total.as_secs_f64(),
         ms(percentile(&per_batch, 0.5))
     );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_time()) {
+        println!(
+            "batches of 64: {:.0} memories per CPU-second ({} threads; the ceiling on an idle machine is about this times the threads)",
+            (batches * 64) as f64 / (after - before).as_secs_f64(),
+            config.threads
+        );
+    }
 }

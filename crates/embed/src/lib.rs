@@ -4,9 +4,9 @@
 //!
 //! - [`LocalEmbedder`]: the sentence-transformers model all-MiniLM-L6-v2
 //!   (384 dimensions, mean pooling over the attention mask, L2-normalised)
-//!   run in this process on the CPU, in pure Rust (candle and the
-//!   `tokenizers` crate), on a thread pool of its own with a bounded number
-//!   of threads;
+//!   run in this process on the CPU, in pure Rust (a BERT encoder on candle
+//!   tensors, and the `tokenizers` crate), on a thread pool of its own with
+//!   a bounded number of threads;
 //! - [`RemoteEmbedder`]: any OpenAI-compatible `POST /v1/embeddings`
 //!   endpoint, with timeouts, bounded retries and a dimension check.
 //!
@@ -15,6 +15,7 @@
 //! when embedding is off). See the crate's README for the variables and
 //! where the model files are looked for.
 
+mod bert;
 mod config;
 mod error;
 mod local;

@@ -1,11 +1,11 @@
-//! all-MiniLM-L6-v2 in this process: candle's BERT on the CPU, the
-//! `tokenizers` crate for WordPiece, mean pooling and L2 normalisation as
-//! sentence-transformers does.
+//! all-MiniLM-L6-v2 in this process: a BERT encoder on candle tensors
+//! (`bert.rs`), the `tokenizers` crate for WordPiece, mean pooling and L2
+//! normalisation as sentence-transformers does.
 //!
 //! Threads: the model runs inside a rayon pool of its own with
-//! [`LocalConfig::threads`] threads; candle's matrix products (gemm) and the
-//! tokenizer's batch encoding use the pool they are called from, so they
-//! stay on it. Candle's element-wise kernels use a separate process-wide
+//! [`LocalConfig::threads`] threads; candle's matrix products (gemm), our
+//! GELU and softmax kernels and the tokenizer's batch encoding use the pool
+//! they are called from, so they stay on it. Candle's element-wise kernels use a separate process-wide
 //! pool sized once, at its first use, by `CANDLE_NUM_THREADS` (falling back
 //! to `RAYON_NUM_THREADS`, then the physical cores); when neither variable
 //! is set, loading the first local embedder sets `CANDLE_NUM_THREADS` to
@@ -13,10 +13,9 @@
 //! cuts a product into follows `RAYON_NUM_THREADS` (else the physical
 //! cores); they still run on the embedder's pool.
 
+use crate::bert::{mean_pool_normalized, Bert, BertConfig};
 use crate::{EmbedError, Embedder, LocalConfig};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use tokenizers::{
@@ -30,7 +29,7 @@ pub struct LocalEmbedder {
 }
 
 struct Inner {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
     dir: PathBuf,
@@ -68,13 +67,9 @@ impl LocalEmbedder {
         let weights_path = dir.join("model.safetensors");
         let weights = std::fs::read(&weights_path)
             .map_err(|e| load_err(format!("cannot read model.safetensors: {e}")))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| load_err(format!("model.safetensors is not a safetensors file: {e}")))?;
-        let model = BertModel::load(vb, &bert).map_err(|e| {
-            load_err(format!(
-                "model.safetensors does not hold the BERT weights config.json describes: {e}"
-            ))
-        })?;
+        let model = Bert::load(&weights, &bert)
+            .map_err(|e| load_err(format!("model.safetensors or config.json: {e}")))?;
+        drop(weights);
 
         let max_tokens = config.max_tokens.clamp(2, bert.max_position_embeddings);
         let tokenizer =
@@ -177,44 +172,16 @@ impl Inner {
     /// token vectors under the attention mask, scaled to length 1.
     fn forward(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
         let rows = batch.len();
-        let len = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let lengths: Vec<usize> = batch.iter().map(|e| e.get_ids().len()).collect();
+        let len = lengths.iter().copied().max().unwrap_or(0);
         let mut ids = Vec::with_capacity(rows * len);
-        let mut mask = Vec::with_capacity(rows * len);
         for enc in batch {
-            let n = enc.get_ids().len();
             ids.extend_from_slice(enc.get_ids());
-            ids.extend(std::iter::repeat_n(self.pad_id, len - n));
-            mask.extend(std::iter::repeat_n(1u32, n));
-            mask.extend(std::iter::repeat_n(0u32, len - n));
+            ids.extend(std::iter::repeat_n(self.pad_id, len - enc.get_ids().len()));
         }
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (rows, len), &device)?;
-        let type_ids = ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (rows, len), &device)?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, len, dim)
-
-        let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, len, 1)
-        let summed = hidden.broadcast_mul(&weights)?.sum(1)?; // (rows, dim)
-        let counts = weights.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (rows, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let mut vectors = mean.to_vec2::<f32>()?;
-        for v in &mut vectors {
-            normalize(v);
-        }
-        Ok(vectors)
-    }
-}
-
-/// Scales `v` to length 1 (as torch's `F.normalize`, eps 1e-12).
-fn normalize(v: &mut [f32]) {
-    let norm = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    let scale = 1.0 / norm.max(1e-12);
-    for x in v {
-        *x = (f64::from(*x) * scale) as f32;
+        let ids = Tensor::from_vec(ids, (rows, len), &Device::Cpu)?;
+        let hidden = self.model.forward(&ids, &lengths)?;
+        mean_pool_normalized(&hidden, &lengths)
     }
 }
 
