@@ -7,16 +7,17 @@
 //!   query, key and value projections are one matrix, so each layer makes
 //!   four matrix products over all tokens of the batch at once;
 //! - the attention scale `1/sqrt(head_dim)` is folded into the query weights;
-//! - GELU (the exact, erf form BERT uses) and softmax run as custom kernels
-//!   with a branch-free `exp` the compiler vectorises, accurate to a few
-//!   units in the last place of f32;
-//! - the padding mask is only applied when the batch has padding.
+//! - everything between the matrix products is a fused kernel on the
+//!   embedder's thread pool: bias + GELU (the exact, erf form BERT uses),
+//!   bias + residual + layer norm, and a softmax that skips padding (so no
+//!   mask tensor), with a branch-free `exp` the compiler vectorises,
+//!   accurate to a few units in the last place of f32.
 //!
 //! Numerically it is the same function as Hugging Face's `BertModel`
 //! (without the pooler): `tests/local_model.rs` checks its sentence vectors
 //! against the sentence-transformers library.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -83,42 +84,29 @@ impl BertConfig {
 struct Linear {
     /// `in x out`, contiguous.
     weight_t: Tensor,
-    bias: Tensor,
+    bias: Vec<f32>,
 }
 
-impl Linear {
-    /// `x` is `(rows, in)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
-    }
-}
-
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
     eps: f32,
-}
-
-impl LayerNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
-    }
 }
 
 struct Layer {
     qkv: Linear,
     attention_out: Linear,
-    attention_norm: LayerNorm,
+    attention_norm: Norm,
     intermediate: Linear,
     output: Linear,
-    output_norm: LayerNorm,
+    output_norm: Norm,
 }
 
 pub(crate) struct Bert {
     word: Tensor,
     position: Tensor,
     token_type0: Tensor,
-    embedding_norm: LayerNorm,
+    embedding_norm: (Tensor, Tensor, f32),
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
@@ -153,6 +141,12 @@ impl Weights {
             .map_err(|e| format!("tensor {full}: {e}"))
     }
 
+    fn vec(&self, name: &str, size: usize) -> std::result::Result<Vec<f32>, String> {
+        self.get(name, &[size])?
+            .to_vec1::<f32>()
+            .map_err(|e| format!("tensor {name}: {e}"))
+    }
+
     fn linear(
         &self,
         name: &str,
@@ -160,17 +154,16 @@ impl Weights {
         output: usize,
     ) -> std::result::Result<Linear, String> {
         let weight = self.get(&format!("{name}.weight"), &[output, input])?;
-        let bias = self.get(&format!("{name}.bias"), &[output])?;
         Ok(Linear {
             weight_t: transpose(&weight)?,
-            bias,
+            bias: self.vec(&format!("{name}.bias"), output)?,
         })
     }
 
-    fn norm(&self, name: &str, size: usize, eps: f32) -> std::result::Result<LayerNorm, String> {
-        Ok(LayerNorm {
-            weight: self.get(&format!("{name}.weight"), &[size])?,
-            bias: self.get(&format!("{name}.bias"), &[size])?,
+    fn norm(&self, name: &str, size: usize, eps: f32) -> std::result::Result<Norm, String> {
+        Ok(Norm {
+            gamma: self.vec(&format!("{name}.weight"), size)?,
+            beta: self.vec(&format!("{name}.bias"), size)?,
             eps,
         })
     }
@@ -209,13 +202,19 @@ impl Bert {
             let q = w.linear(&format!("{p}.attention.self.query"), h, h)?;
             let k = w.linear(&format!("{p}.attention.self.key"), h, h)?;
             let v = w.linear(&format!("{p}.attention.self.value"), h, h)?;
-            let cat = |a: &Tensor, b: &Tensor, c: &Tensor, dim: usize| {
-                Tensor::cat(&[a, b, c], dim).map_err(|e| e.to_string())
-            };
-            let scaled = |t: &Tensor| t.affine(scale, 0.0).map_err(|e| e.to_string());
+            // One product for all three; the attention scale goes into the
+            // query's weights and bias.
+            let query_t = q.weight_t.affine(scale, 0.0).map_err(|e| e.to_string())?;
             let qkv = Linear {
-                weight_t: cat(&scaled(&q.weight_t)?, &k.weight_t, &v.weight_t, 1)?,
-                bias: cat(&scaled(&q.bias)?, &k.bias, &v.bias, 0)?,
+                weight_t: Tensor::cat(&[&query_t, &k.weight_t, &v.weight_t], 1)
+                    .map_err(|e| e.to_string())?,
+                bias: q
+                    .bias
+                    .iter()
+                    .map(|b| (f64::from(*b) * scale) as f32)
+                    .chain(k.bias)
+                    .chain(v.bias)
+                    .collect(),
             };
             layers.push(Layer {
                 qkv,
@@ -237,7 +236,11 @@ impl Bert {
                 &[config.max_position_embeddings, h],
             )?,
             token_type0: token_types.get(0).map_err(|e| e.to_string())?,
-            embedding_norm: w.norm("embeddings.LayerNorm", h, eps)?,
+            embedding_norm: (
+                w.get("embeddings.LayerNorm.weight", &[h])?,
+                w.get("embeddings.LayerNorm.bias", &[h])?,
+                eps,
+            ),
             layers,
             heads,
             head_dim,
@@ -247,9 +250,13 @@ impl Bert {
 
     /// The last hidden states, `(batch, len, hidden)`, of `ids`
     /// (`(batch, len)`, u32, all token types 0). `lengths[b]` is the number
-    /// of real tokens of row `b`; the rest is padding.
+    /// of real tokens of row `b`; the rest is padding, which no real token
+    /// attends to. Padding positions come out as finite garbage.
     pub fn forward(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (batch, len) = ids.dims2()?;
+        if lengths.len() != batch {
+            candle_core::bail!("{} lengths for a batch of {batch}", lengths.len());
+        }
         let rows = batch * len;
         let (h, heads, hd) = (self.hidden, self.heads, self.head_dim);
 
@@ -261,47 +268,39 @@ impl Bert {
         let x = words
             .broadcast_add(&positions)?
             .broadcast_add(&self.token_type0)?;
-        let mut x = self.embedding_norm.forward(&x)?.reshape((rows, h))?;
-
-        // Additive mask, (batch, 1, 1, len): 0 for tokens, very negative for
-        // padding; none at all when every row is full.
-        let mask = if lengths.iter().all(|&n| n == len) {
-            None
-        } else {
-            let mut m = vec![0f32; batch * len];
-            for (b, &n) in lengths.iter().enumerate() {
-                for v in &mut m[b * len + n..(b + 1) * len] {
-                    *v = f32::MIN;
-                }
-            }
-            Some(Tensor::from_vec(m, (batch, 1, 1, len), &Device::Cpu)?)
+        let (gamma, beta, eps) = &self.embedding_norm;
+        let mut x = candle_nn::ops::layer_norm(&x, gamma, beta, *eps)?.reshape((rows, h))?;
+        let softmax = MaskedSoftmax {
+            lengths,
+            rows_per_item: heads * len,
         };
 
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?; // (rows, 3h)
-            let qkv = qkv
+            let qkv = x
+                .matmul(&layer.qkv.weight_t)?
+                .apply_op1_no_bwd(&BiasAdd(&layer.qkv.bias))? // (rows, 3h)
                 .reshape((batch, len, 3, heads, hd))?
                 .permute((2, 0, 3, 1, 4))?
-                .contiguous()?; // (3, b, heads, len, hd)
-            let q = qkv.get(0)?;
-            let k = qkv.get(1)?;
-            let v = qkv.get(2)?;
-            let mut scores = q.matmul(&k.t()?)?; // (b, heads, len, len), already scaled
-            if let Some(mask) = &mask {
-                scores = scores.broadcast_add(mask)?;
-            }
-            let probs = scores.apply_op1_no_bwd(&Softmax)?;
+                .contiguous()?; // (3, batch, heads, len, hd)
+            let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+            // (batch, heads, len, len); the scale is in the query weights.
+            let probs = q.matmul(&k.t()?)?.apply_op1_no_bwd(&softmax)?;
             let context = probs
-                .matmul(&v)? // (b, heads, len, hd)
+                .matmul(&v)? // (batch, heads, len, hd)
                 .transpose(1, 2)?
                 .contiguous()?
                 .reshape((rows, h))?;
-            let attended = layer.attention_out.forward(&context)?;
-            x = layer.attention_norm.forward(&(attended + &x)?)?;
+            let attended = context.matmul(&layer.attention_out.weight_t)?;
+            x = attended.apply_op2_no_bwd(
+                &x,
+                &AddNorm(&layer.attention_out.bias, &layer.attention_norm),
+            )?;
 
-            let inner = layer.intermediate.forward(&x)?.apply_op1_no_bwd(&Gelu)?;
-            let out = layer.output.forward(&inner)?;
-            x = layer.output_norm.forward(&(out + &x)?)?;
+            let inner = x
+                .matmul(&layer.intermediate.weight_t)?
+                .apply_op1_no_bwd(&BiasGelu(&layer.intermediate.bias))?;
+            let out = inner.matmul(&layer.output.weight_t)?;
+            x = out.apply_op2_no_bwd(&x, &AddNorm(&layer.output.bias, &layer.output_norm))?;
         }
         x.reshape((batch, len, h))
     }
@@ -329,59 +328,171 @@ fn simd(f: impl FnOnce()) {
     pulp::Arch::new().dispatch(f)
 }
 
-/// GELU, erf form: `x/2 * (1 + erf(x/sqrt 2))`.
-struct Gelu;
+/// Calls `f(first_row, dst_rows, src_rows)` on pieces of whole rows of
+/// `width` elements, in parallel on the current rayon pool, each piece
+/// compiled for the CPU's vector instructions.
+fn for_rows(
+    dst: &mut [f32],
+    src: &[f32],
+    width: usize,
+    f: impl Fn(usize, &mut [f32], &[f32]) + Sync,
+) {
+    let rows_per_piece = (CHUNK / width.max(1)).max(1);
+    dst.par_chunks_mut(rows_per_piece * width)
+        .zip(src.par_chunks(rows_per_piece * width))
+        .enumerate()
+        .for_each(|(i, (d, s))| simd(|| f(i * rows_per_piece, d, s)));
+}
 
-impl CustomOp1 for Gelu {
+fn check_width(op: &str, len: usize, width: usize) -> Result<()> {
+    if width == 0 || !len.is_multiple_of(width) {
+        candle_core::bail!("{op}: {len} elements are not rows of {width}");
+    }
+    Ok(())
+}
+
+/// `x + bias`, the bias along the last dimension.
+struct BiasAdd<'a>(&'a [f32]);
+
+impl CustomOp1 for BiasAdd<'_> {
     fn name(&self) -> &'static str {
-        "memory-embed-gelu"
+        "memory-embed-bias-add"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "gelu")?;
+        let src = contiguous_f32(storage, layout, "bias-add")?;
+        let bias = self.0;
+        check_width("bias-add", src.len(), bias.len())?;
         let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(d, s)| {
-                simd(|| {
-                    for (d, &x) in d.iter_mut().zip(s) {
-                        *d = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-                    }
-                })
-            });
+        for_rows(&mut dst, src, bias.len(), |_, d, s| {
+            for (d, s) in d
+                .chunks_exact_mut(bias.len())
+                .zip(s.chunks_exact(bias.len()))
+            {
+                for ((d, &x), &b) in d.iter_mut().zip(s).zip(bias) {
+                    *d = x + b;
+                }
+            }
+        });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
 
-/// Softmax over the last dimension.
-struct Softmax;
+/// GELU (erf form) of `x + bias`: `v/2 * (1 + erf(v/sqrt 2))`.
+struct BiasGelu<'a>(&'a [f32]);
 
-impl CustomOp1 for Softmax {
+impl CustomOp1 for BiasGelu<'_> {
+    fn name(&self) -> &'static str {
+        "memory-embed-bias-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, "bias-gelu")?;
+        let bias = self.0;
+        check_width("bias-gelu", src.len(), bias.len())?;
+        let mut dst = vec![0f32; src.len()];
+        for_rows(&mut dst, src, bias.len(), |_, d, s| {
+            for (d, s) in d
+                .chunks_exact_mut(bias.len())
+                .zip(s.chunks_exact(bias.len()))
+            {
+                for ((d, &x), &b) in d.iter_mut().zip(s).zip(bias) {
+                    let v = x + b;
+                    *d = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// `layer_norm(x + bias + residual)`: the end of each BERT sub-layer.
+struct AddNorm<'a>(&'a [f32], &'a Norm);
+
+impl CustomOp2 for AddNorm<'_> {
+    fn name(&self) -> &'static str {
+        "memory-embed-add-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "add-norm")?;
+        let residual = contiguous_f32(s2, l2, "add-norm")?;
+        let (bias, norm) = (self.0, self.1);
+        let width = bias.len();
+        check_width("add-norm", x.len(), width)?;
+        if residual.len() != x.len() || norm.gamma.len() != width || norm.beta.len() != width {
+            candle_core::bail!("add-norm: mismatched shapes");
+        }
+        // The sum goes into `dst` first, then is normalised in place.
+        let mut dst = vec![0f32; x.len()];
+        for_rows(&mut dst, x, width, |first_row, d, x| {
+            let r = &residual[first_row * width..first_row * width + x.len()];
+            for ((d, x), r) in d
+                .chunks_exact_mut(width)
+                .zip(x.chunks_exact(width))
+                .zip(r.chunks_exact(width))
+            {
+                for (((d, &x), &r), &b) in d.iter_mut().zip(x).zip(r).zip(bias) {
+                    *d = x + r + b;
+                }
+                let mean = d.iter().sum::<f32>() / width as f32;
+                let var = d.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+                let inv = 1.0 / (var + norm.eps).sqrt();
+                for ((d, &g), &b) in d.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
+                    *d = (*d - mean) * inv * g + b;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension of attention scores
+/// `(batch, heads, len, len)`, where key positions at or past
+/// `lengths[b]` (padding) get probability 0.
+struct MaskedSoftmax<'a> {
+    lengths: &'a [usize],
+    /// `heads * len`: rows of scores per batch item.
+    rows_per_item: usize,
+}
+
+impl CustomOp1 for MaskedSoftmax<'_> {
     fn name(&self) -> &'static str {
         "memory-embed-softmax"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout, "softmax")?;
-        let width = layout.shape().dims().last().copied().unwrap_or(1).max(1);
+        let width = layout.shape().dims().last().copied().unwrap_or(0);
+        check_width("softmax", src.len(), width)?;
+        if src.len() / width != self.lengths.len() * self.rows_per_item {
+            candle_core::bail!("softmax: the scores do not match the batch");
+        }
         let mut dst = vec![0f32; src.len()];
-        let rows_per_chunk = (CHUNK / width).max(1);
-        dst.par_chunks_mut(rows_per_chunk * width)
-            .zip(src.par_chunks(rows_per_chunk * width))
-            .for_each(|(d, s)| {
-                simd(|| {
-                    for (d, s) in d.chunks_exact_mut(width).zip(s.chunks_exact(width)) {
-                        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        for (d, &x) in d.iter_mut().zip(s) {
-                            *d = exp(x - max);
-                        }
-                        let inv = 1.0 / d.iter().sum::<f32>();
-                        for d in d.iter_mut() {
-                            *d *= inv;
-                        }
-                    }
-                })
-            });
+        for_rows(&mut dst, src, width, |first_row, d, s| {
+            for (i, (d, s)) in d
+                .chunks_exact_mut(width)
+                .zip(s.chunks_exact(width))
+                .enumerate()
+            {
+                let n = self.lengths[(first_row + i) / self.rows_per_item].min(width);
+                let (d, s) = (&mut d[..n], &s[..n]);
+                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for (d, &x) in d.iter_mut().zip(s) {
+                    *d = exp(x - max);
+                }
+                let inv = 1.0 / d.iter().sum::<f32>();
+                for d in d.iter_mut() {
+                    *d *= inv;
+                }
+            }
+        });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -487,24 +598,67 @@ mod tests {
     }
 
     #[test]
-    fn softmax_rows_sum_to_one_and_ignore_masked_entries() {
-        let t = Tensor::from_vec(
-            vec![1f32, 2.0, 3.0, f32::MIN, 0.0, 0.0, 0.0, 0.0],
-            (2, 4),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let p = t
-            .apply_op1_no_bwd(&Softmax)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let e = [1f64.exp(), 2f64.exp(), 3f64.exp()];
-        let s: f64 = e.iter().sum();
-        for i in 0..3 {
-            assert!((f64::from(p[0][i]) - e[i] / s).abs() < 1e-6);
+    fn softmax_rows_sum_to_one_and_skip_padding() {
+        // Two items, one head, length 4; the first item has 3 real tokens.
+        let scores: Vec<f32> = (0..32).map(|i| (i % 5) as f32 * 0.5).collect();
+        let t = Tensor::from_vec(scores.clone(), (2, 1, 4, 4), &Device::Cpu).unwrap();
+        let op = MaskedSoftmax {
+            lengths: &[3, 4],
+            rows_per_item: 4,
+        };
+        let p = t.apply_op1_no_bwd(&op).unwrap();
+        let p = p.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for row in 0..8 {
+            let n = if row < 4 { 3 } else { 4 };
+            let s = &scores[row * 4..row * 4 + n];
+            let total: f64 = s.iter().map(|x| f64::from(*x).exp()).sum();
+            for j in 0..4 {
+                let want = if j < n {
+                    f64::from(s[j]).exp() / total
+                } else {
+                    0.0
+                };
+                let got = f64::from(p[row * 4 + j]);
+                assert!((got - want).abs() < 1e-6, "row {row} col {j}");
+            }
         }
-        assert!(p[0][3] < 1e-30);
-        assert!(p[1].iter().all(|&v| (v - 0.25).abs() < 1e-7));
+    }
+
+    #[test]
+    fn add_norm_matches_the_textbook_layer_norm() {
+        let dev = Device::Cpu;
+        let norm = Norm {
+            gamma: vec![1.0, 2.0, 0.5, 1.0],
+            beta: vec![0.0, 0.1, -0.1, 0.0],
+            eps: 1e-12,
+        };
+        let x =
+            Tensor::from_vec(vec![1f32, 2.0, 3.0, 4.0, -1.0, 0.0, 1.0, 5.0], (2, 4), &dev).unwrap();
+        let r = Tensor::from_vec(vec![0.5f32; 8], (2, 4), &dev).unwrap();
+        let bias = [0.0f32, 1.0, 0.0, -1.0];
+        let got = x.apply_op2_no_bwd(&r, &AddNorm(&bias, &norm)).unwrap();
+        let got = got.to_vec2::<f32>().unwrap();
+        let gamma = Tensor::new(norm.gamma.as_slice(), &dev).unwrap();
+        let beta = Tensor::new(norm.beta.as_slice(), &dev).unwrap();
+        let bias = Tensor::new(&bias, &dev).unwrap();
+        let summed = (x + r).unwrap().broadcast_add(&bias).unwrap();
+        let want = candle_nn::ops::layer_norm_slow(&summed, &gamma, &beta, 1e-12).unwrap();
+        let want = want.to_vec2::<f32>().unwrap();
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn bias_gelu_is_gelu_of_the_sum() {
+        let xs = [-3f32, -1.0, 0.0, 0.5, 1.0, 2.5];
+        let x = Tensor::from_vec(xs.to_vec(), (3, 2), &Device::Cpu).unwrap();
+        let got = x.apply_op1_no_bwd(&BiasGelu(&[0.25, -0.5])).unwrap();
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let v = f64::from(xs[i]) + if i % 2 == 0 { 0.25 } else { -0.5 };
+            let want = 0.5 * v * (1.0 + libm::erf(v / 2f64.sqrt()));
+            assert!((f64::from(*g) - want).abs() < 1e-6, "{i}");
+        }
     }
 }

@@ -3,15 +3,18 @@
 //! normalisation as sentence-transformers does.
 //!
 //! Threads: the model runs inside a rayon pool of its own with
-//! [`LocalConfig::threads`] threads; candle's matrix products (gemm), our
-//! GELU and softmax kernels and the tokenizer's batch encoding use the pool
-//! they are called from, so they stay on it. Candle's element-wise kernels use a separate process-wide
-//! pool sized once, at its first use, by `CANDLE_NUM_THREADS` (falling back
-//! to `RAYON_NUM_THREADS`, then the physical cores); when neither variable
-//! is set, loading the first local embedder sets `CANDLE_NUM_THREADS` to
-//! its thread count so that pool is bounded too. The number of pieces gemm
-//! cuts a product into follows `RAYON_NUM_THREADS` (else the physical
-//! cores); they still run on the embedder's pool.
+//! [`LocalConfig::threads`] threads. Candle's matrix products (gemm), the
+//! encoder's fused kernels and the tokenizer's batch encoding all run on the
+//! pool they are called from, so they stay on it. Candle also has a
+//! process-wide pool for its own element-wise kernels (here only the
+//! embedding sums, once per batch), sized once, at its first use, by
+//! `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical cores):
+//! when neither variable is set, loading the first local embedder sets
+//! `CANDLE_NUM_THREADS=1`, so that pool starts no threads and the embedder
+//! uses exactly its own. (Two spinning pools on the same cores measured
+//! slower.) The number of pieces gemm cuts a product into follows
+//! `RAYON_NUM_THREADS` (else the physical cores); they all run on the
+//! embedder's pool.
 
 use crate::bert::{mean_pool_normalized, Bert, BertConfig};
 use crate::{EmbedError, Embedder, LocalConfig};
@@ -52,7 +55,7 @@ impl LocalEmbedder {
     pub fn load(config: &LocalConfig) -> Result<Self, EmbedError> {
         let dir = config.resolve_model_dir()?;
         let threads = config.threads.max(1);
-        bound_candle_threads(threads);
+        quiet_candle_pool();
         let load_err = |message: String| EmbedError::ModelLoad {
             dir: dir.clone(),
             message,
@@ -202,13 +205,14 @@ fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, String> {
     Ok(tokenizer)
 }
 
-/// Bounds candle's process-wide element-wise pool (see the module docs).
-fn bound_candle_threads(threads: usize) {
+/// Keeps candle's process-wide element-wise pool from starting threads of
+/// its own (see the module docs), unless the operator sized it.
+fn quiet_candle_pool() {
     CANDLE_THREADS.call_once(|| {
         if std::env::var_os("CANDLE_NUM_THREADS").is_none()
             && std::env::var_os("RAYON_NUM_THREADS").is_none()
         {
-            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
         }
     });
 }
