@@ -5,16 +5,22 @@
 //! Threads: the model runs inside a rayon pool of its own with
 //! [`LocalConfig::threads`] threads. Candle's matrix products (gemm), the
 //! encoder's fused kernels and the tokenizer's batch encoding all run on the
-//! pool they are called from, so they stay on it. Candle also has a
-//! process-wide pool for its own element-wise kernels (here only the
-//! embedding sums, once per batch), sized once, at its first use, by
-//! `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical cores):
-//! when neither variable is set, loading the first local embedder sets
-//! `CANDLE_NUM_THREADS=1`, so that pool starts no threads and the embedder
-//! uses exactly its own. (Two spinning pools on the same cores measured
-//! slower.) The number of pieces gemm cuts a product into follows
-//! `RAYON_NUM_THREADS` (else the physical cores); they all run on the
-//! embedder's pool.
+//! pool they are called from, so they stay on it. Two environment
+//! variables of candle's are set when the first local embedder loads,
+//! each only if the operator has not set it:
+//!
+//! - `RAYON_NUM_THREADS` to the thread count: candle cuts each matrix
+//!   product into that many pieces (without it, into as many as it counts
+//!   physical cores, which is 1 on some virtual machines: products then ran
+//!   on one core). It also sizes rayon's global pool if nothing in the
+//!   process has started that pool yet.
+//! - `CANDLE_NUM_THREADS` to 1: candle's own process-wide pool for its
+//!   element-wise kernels (here only the embedding sums) then starts no
+//!   threads, so the embedder uses exactly its own (two pools spinning on
+//!   the same cores measured slower).
+//!
+//! Both are read by candle when first needed, so the first embedder's
+//! thread count wins for the process.
 
 use crate::bert::{mean_pool_normalized, Bert, BertConfig};
 use crate::{EmbedError, Embedder, LocalConfig};
@@ -55,7 +61,7 @@ impl LocalEmbedder {
     pub fn load(config: &LocalConfig) -> Result<Self, EmbedError> {
         let dir = config.resolve_model_dir()?;
         let threads = config.threads.max(1);
-        quiet_candle_pool();
+        set_candle_threads(threads);
         let load_err = |message: String| EmbedError::ModelLoad {
             dir: dir.clone(),
             message,
@@ -205,14 +211,15 @@ fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, String> {
     Ok(tokenizer)
 }
 
-/// Keeps candle's process-wide element-wise pool from starting threads of
-/// its own (see the module docs), unless the operator sized it.
-fn quiet_candle_pool() {
+/// Points candle's thread settings at the embedder's pool (see the module
+/// docs), leaving alone whatever the operator set.
+fn set_candle_threads(threads: usize) {
     CANDLE_THREADS.call_once(|| {
-        if std::env::var_os("CANDLE_NUM_THREADS").is_none()
-            && std::env::var_os("RAYON_NUM_THREADS").is_none()
-        {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
             std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         }
     });
 }
