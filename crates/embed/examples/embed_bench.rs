@@ -183,7 +183,7 @@ fn main() {
     );
     if let (Some(before), Some(after)) = (cpu_before, cpu_time()) {
         println!(
-            "batches of 64: {:.0} memories per CPU-second ({} threads; the ceiling on an idle machine is about this times the threads)",
+            "batches of 64: {:.0} memories per CPU-second ({} threads)",
             (batches * 64) as f64 / (after - before).as_secs_f64(),
             config.threads
         );
