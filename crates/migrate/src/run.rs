@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::report::{Difference, Report, RowError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use memory_backfill::plugin::{is_transient, is_transient_code, one_line};
 use memory_backfill::progress::{Counters, Progress};
 use memory_client::{Client, ClientConfig};
 use memory_contract::{
@@ -344,6 +345,9 @@ impl Ctx<'_> {
         // once their batch is answered.
         let mut handled: Option<Uuid> = None;
         let mut finished = false;
+        // A write failed for a reason that may pass later: the range's
+        // checkpoint stays where it was, so the next run retries it.
+        let mut stalled = false;
         let target = self.target_scan.then(|| {
             Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings)
         });
@@ -352,7 +356,7 @@ impl Ctx<'_> {
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
         let mut pending_bytes = 0usize;
         loop {
-            if pending.is_empty() {
+            if pending.is_empty() && !stalled {
                 self.handled_through(index, handled);
                 self.maybe_save().await;
             }
@@ -448,12 +452,15 @@ impl Ctx<'_> {
                 },
             ));
             if pending.len() >= BATCH_ROWS || pending_bytes >= BATCH_BYTES {
-                self.flush(std::mem::take(&mut pending)).await;
+                stalled |= self.flush(std::mem::take(&mut pending)).await;
                 pending_bytes = 0;
             }
         }
         if !pending.is_empty() {
-            self.flush(pending).await;
+            stalled |= self.flush(pending).await;
+        }
+        if stalled {
+            return;
         }
         self.handled_through(index, handled);
         if finished {
@@ -472,41 +479,62 @@ impl Ctx<'_> {
         });
     }
 
-    async fn flush(&self, items: Vec<(bool, BatchWrite)>) {
+    /// Writes `items`; true when any of them failed for a reason that may
+    /// pass later (the target or the network was down), so that the
+    /// checkpoint does not move past them.
+    async fn flush(&self, items: Vec<(bool, BatchWrite)>) -> bool {
+        let mut transient = false;
         if !self.target_batch {
             for (update, item) in items {
                 match self.target.write_memory(&item.namespace, &item.write).await {
                     Ok(_) => self.written(update),
-                    Err(e) => self.row_error(item.write.id, Some(&item.namespace), e.to_string()),
+                    Err(e) => {
+                        transient |= is_transient(&e);
+                        self.row_error(item.write.id, Some(&item.namespace), one_line(&e));
+                    }
                 }
             }
-            return;
+            return transient;
         }
         let (updates, writes): (Vec<bool>, Vec<BatchWrite>) = items.into_iter().unzip();
         let req = BatchRequest { writes };
         match self.target.write_batch(&req).await {
             Ok(answer) => {
-                for ((item, update), result) in req.writes.iter().zip(updates).zip(answer.results) {
-                    match result {
-                        BatchItemResult::Ok(_) => self.written(update),
-                        BatchItemResult::Err { error } => self.row_error(
-                            item.write.id,
-                            Some(&item.namespace),
-                            format!("the target refused it: {error}"),
-                        ),
+                let mut results = answer.results.into_iter();
+                for (item, update) in req.writes.iter().zip(updates) {
+                    match results.next() {
+                        Some(BatchItemResult::Ok(_)) => self.written(update),
+                        Some(BatchItemResult::Err { error }) => {
+                            transient |= is_transient_code(&error.code);
+                            self.row_error(
+                                item.write.id,
+                                Some(&item.namespace),
+                                format!("the target refused it: {error}"),
+                            )
+                        }
+                        None => {
+                            transient = true;
+                            self.row_error(
+                                item.write.id,
+                                Some(&item.namespace),
+                                "the target's batch answer has no result for it".into(),
+                            )
+                        }
                     }
                 }
             }
             Err(e) => {
+                transient |= is_transient(&e);
                 for item in &req.writes {
                     self.row_error(
                         item.write.id,
                         Some(&item.namespace),
-                        format!("batch write failed: {e}"),
+                        format!("batch write failed: {}", one_line(&e)),
                     );
                 }
             }
         }
+        transient
     }
 
     /// Verify over one id range: every selected row of either side.
