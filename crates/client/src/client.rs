@@ -11,7 +11,8 @@ use crate::error::{envelope_from_body, ClientError};
 use memory_contract::{
     capability, validate, BatchItemResult, BatchRequest, BatchResponse, BatchWrite,
     ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest, Health, ListResponse, MemoryWrite,
-    Namespace, NamespaceListResponse, NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck,
+    Namespace, NamespaceListResponse, NamespacePatch, NamespaceUpsert, SearchRequest,
+    SearchResponse, WriteAck,
 };
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};

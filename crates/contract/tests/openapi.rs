@@ -9,8 +9,7 @@ use memory_contract::{
     ChecksumBucket, ChecksumQuery, ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest,
     Health, ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite, Namespace,
     NamespaceKind, NamespaceListQuery, NamespaceListResponse, NamespacePatch, NamespaceUpsert,
-    ScanQuery, SearchRequest, SearchResponse,
-    WriteAck,
+    ScanQuery, SearchRequest, SearchResponse, WriteAck,
 };
 use serde::Serialize;
 use serde_json::{json, Value};

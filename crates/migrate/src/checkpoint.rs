@@ -114,7 +114,9 @@ pub async fn save(
                     &NamespaceUpsert {
                         kind: NamespaceKind::Custom,
                         expires_at: None,
-                        metadata: Some(serde_json::json!({"purpose": "memory-migrate checkpoints"})),
+                        metadata: Some(
+                            serde_json::json!({"purpose": "memory-migrate checkpoints"}),
+                        ),
                     },
                 )
                 .await?;

@@ -6,11 +6,11 @@
 //! different; dry-run counts it; verify reports it by kind, first narrowing
 //! the ranges to the checksum buckets that differ when both sides can.
 
+use crate::checkpoint::{self, RangeProgress, Slot};
 use crate::cli::{mask_url, shown_url, Mode, Plan};
 use crate::compare::{
     same_for_apply, verify_difference, DiffKind, IdRange, Merger, Pager, Pair, ReadError, Side,
 };
-use crate::checkpoint::{self, RangeProgress, Slot};
 use crate::db::Db;
 use crate::report::{Difference, Report, RowError};
 use chrono::{DateTime, Utc};
@@ -348,9 +348,9 @@ impl Ctx<'_> {
         // A write failed for a reason that may pass later: the range's
         // checkpoint stays where it was, so the next run retries it.
         let mut stalled = false;
-        let target = self.target_scan.then(|| {
-            Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings)
-        });
+        let target = self
+            .target_scan
+            .then(|| Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings));
         let source = Pager::new(self.source, range).with_embeddings(self.embeddings);
         let mut merger = Merger::new(source, target);
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
@@ -707,10 +707,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         false
     } else {
         let (source_embeds, source_dim) = match source {
-            Side::Plugin(c) => (
-                c.supports(capability::EMBEDDING),
-                c.embedding_dimension(),
-            ),
+            Side::Plugin(c) => (c.supports(capability::EMBEDDING), c.embedding_dimension()),
             Side::Database(d) => (d.embedding_dim.is_some(), d.embedding_dim),
         };
         let target_dim = target.embedding_dimension();
@@ -760,7 +757,9 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
             Ok(Some(found)) if found.ranges.len() == ranges.len() => {
                 report.checkpoint = format!(
                     "resumed from the checkpoint of {} ({} of {} id ranges finished)",
-                    found.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    found
+                        .updated_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     found.ranges.iter().filter(|r| r.done).count(),
                     ranges.len()
                 );
@@ -827,11 +826,17 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
             )
             .await;
             if checkpointing {
-                let all_done = ctx.progress.lock().expect("progress lock").iter().all(|r| r.done);
+                let all_done = ctx
+                    .progress
+                    .lock()
+                    .expect("progress lock")
+                    .iter()
+                    .all(|r| r.done);
                 if all_done {
                     match checkpoint::clear(&target, &ctx.slot).await {
                         Ok(()) => ctx.with(|r| {
-                            r.checkpoint.push_str("; every range finished, checkpoint cleared")
+                            r.checkpoint
+                                .push_str("; every range finished, checkpoint cleared")
                         }),
                         Err(e) => ctx.row_error(
                             Some(ctx.slot.id),

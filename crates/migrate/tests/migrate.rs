@@ -273,7 +273,10 @@ async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differenc
     assert!(first.source_mode.starts_with("scan:"), "{first}");
     // The SQLite plugin keeps embeddings; Postgres 15 has no pgvector: said, not silent.
     assert!(
-        first.not_carried.iter().any(|n| n.starts_with("embedding:")),
+        first
+            .not_carried
+            .iter()
+            .any(|n| n.starts_with("embedding:")),
         "{first}"
     );
     assert_eq!(first.exit_code(), 0);
@@ -686,7 +689,10 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
     let to = pg18_plugin(DIM).await;
     let seeded = seed_with(&from, 900, Some(DIM)).await;
     let n = seeded.len() as u64;
-    assert_eq!(from.client().health().await.unwrap().embedding_dimension, Some(DIM));
+    assert_eq!(
+        from.client().health().await.unwrap().embedding_dimension,
+        Some(DIM)
+    );
 
     let first = go(&plan(Mode::Apply, &from, &to)).await;
     assert_eq!((first.created, first.errors), (n, 0), "{first}");
@@ -764,7 +770,10 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("source stores 8") && err.contains("target 4"), "{err}");
+    assert!(
+        err.contains("source stores 8") && err.contains("target 4"),
+        "{err}"
+    );
     assert!(everything(&narrow.client()).await.is_empty());
     assert_eq!(narrow.client().get_namespace(EMPTY).await.unwrap(), None);
 
@@ -774,7 +783,10 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
     let skipped = go(&p).await;
     assert_eq!((skipped.created, skipped.errors), (n, 0), "{skipped}");
     assert!(
-        skipped.not_carried.iter().any(|n| n.contains("-skip-embeddings")),
+        skipped
+            .not_carried
+            .iter()
+            .any(|n| n.contains("-skip-embeddings")),
         "{skipped}"
     );
     assert!(embeddings_of(&narrow.client())

@@ -13,8 +13,7 @@ use memory_contract::validate::{self, excerpt};
 use memory_contract::{
     limits, BatchItemResult, BatchResponse, BatchWrite, ChecksumQuery, ChecksumResponse, ErrorCode,
     ForgetRequest, Health, ListQuery, ListResponse, MemoryWrite, Namespace, NamespaceListResponse,
-    NamespacePatch,
-    NamespaceUpsert, SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
+    NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
 };
 use serde::Deserialize;
 use std::sync::Arc;

@@ -993,7 +993,10 @@ pub async fn scan_memories_pages_every_live_memory_by_id(store: Arc<dyn Store>) 
     assert_eq!(pages, 3, "pages of 3, 3 and 1");
 
     // A page that is exactly full points on; the next one is empty.
-    let full = store.scan_memories(None, None, 7, false).await.expect("full page");
+    let full = store
+        .scan_memories(None, None, 7, false)
+        .await
+        .expect("full page");
     assert_eq!(full.memories.len(), 7);
     assert_eq!(full.next_after, Some(live[6].0));
     let empty = store
@@ -1052,7 +1055,10 @@ pub async fn list_namespaces_pages_every_live_namespace_by_name(store: Arc<dyn S
         expires_at: Some(Utc::now() + Duration::days(3)),
         metadata: Some(json!({"owner": "x"})),
     };
-    store.upsert_namespace("team:c", &settings).await.expect("put");
+    store
+        .upsert_namespace("team:c", &settings)
+        .await
+        .expect("put");
     store
         .upsert_namespace(
             "team:gone",
@@ -1091,7 +1097,10 @@ pub async fn list_namespaces_pages_every_live_namespace_by_name(store: Arc<dyn S
         .await
         .expect("after a name");
     assert_eq!(
-        rest.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        rest.namespaces
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>(),
         ["workspace:d", "workspace:e"]
     );
     assert_eq!(rest.next_after, None);
