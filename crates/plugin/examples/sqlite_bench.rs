@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p memory-plugin --example sqlite_bench -- \
 //!     [--rows N] [--workspaces N] [--batch N] [--searches N] [--dim N] \
-//!     [--random-ids] [--path FILE] [--reuse]
+//!     [--random-ids] [--path FILE] [--reuse [--append N]]
 //! ```
 //!
 //! The data set has `memory-bench`'s shape, generated here from a fixed seed:
@@ -21,7 +21,10 @@
 //! Defaults: 1,000,000 rows over 10,000 workspaces, 500 searches per mode,
 //! no embeddings (`--dim N` adds N-dimensional ones and the semantic mode),
 //! a fresh file in the system temp dir, removed at the end. A `--path` file
-//! is kept; `--reuse` skips the load when that file already holds rows.
+//! is kept; `--reuse` skips the load when that file already holds rows
+//! (made by this program with the same `--workspaces`), and `--append N`
+//! then loads N more rows into it (ids above the first load's), which
+//! measures the load rate at the file's size without loading it again.
 //!
 //! Peak RSS is `VmHWM` of this process, which holds the store and the
 //! generator (a few MiB).
@@ -46,6 +49,7 @@ struct Args {
     random_ids: bool,
     path: Option<PathBuf>,
     reuse: bool,
+    append: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -58,6 +62,7 @@ fn parse_args() -> Result<Args> {
         random_ids: false,
         path: None,
         reuse: false,
+        append: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args> {
             "--searches" => args.searches = value.parse().context("--searches")?,
             "--dim" => args.dim = value.parse().context("--dim")?,
             "--path" => args.path = Some(PathBuf::from(value)),
+            "--append" => args.append = value.parse().context("--append")?,
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
@@ -88,6 +94,9 @@ fn parse_args() -> Result<Args> {
     }
     if args.reuse && args.path.is_none() {
         bail!("--reuse needs --path");
+    }
+    if args.append > 0 && !args.reuse {
+        bail!("--append needs --reuse");
     }
     Ok(args)
 }
@@ -239,7 +248,8 @@ struct Generator {
 }
 
 impl Generator {
-    fn new(rows: usize, random_ids: bool, dim: usize) -> Generator {
+    /// `rows` ids ascending over the UUID space from `first` on.
+    fn new(rows: usize, first: u128, random_ids: bool, dim: usize) -> Generator {
         let mut rng = Rng(0x5eed);
         let words: Vec<&str> = VOCABULARY.split_whitespace().collect();
         let phrases = (0..PHRASES)
@@ -255,9 +265,9 @@ impl Generator {
             rng,
             phrases,
             now: Utc::now(),
-            next_id: 0,
-            // Ascending ids spread evenly over the whole UUID space.
-            id_step: u128::MAX / (rows as u128 + 1),
+            next_id: first,
+            // Ascending ids spread evenly over the rest of the UUID space.
+            id_step: (u128::MAX - first) / (rows as u128 + 1),
             random_ids,
             dim,
         }
@@ -351,6 +361,17 @@ fn memory_status() -> String {
     )
 }
 
+/// Sizes of the database file and its WAL, in MiB.
+fn file_sizes(path: &std::path::Path) -> String {
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display())).map_or_else(
+            |_| "-".to_string(),
+            |m| format!("{:.1} MiB", m.len() as f64 / 1048576.0),
+        )
+    };
+    format!("database {}, WAL {}", size(""), size("-wal"))
+}
+
 async fn count_rows(store: &SqliteStore) -> Result<usize> {
     let mut total = 0;
     let mut after = None;
@@ -362,6 +383,61 @@ async fn count_rows(store: &SqliteStore) -> Result<usize> {
             None => return Ok(total),
         }
     }
+}
+
+/// Loads `rows` memories in batches of `batch`, generating the next batch
+/// while the store writes the current one; prints the rate every tenth.
+async fn load(
+    store: &SqliteStore,
+    tree: &Tree,
+    generator: &mut Generator,
+    rows: usize,
+    batch: usize,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut loaded = 0;
+    let mut tenth_started = Instant::now();
+    let mut tenth_rows = 0;
+    let tenth = (rows / 10).max(1);
+    let mut next = generator.batch(tree, batch.min(rows));
+    while !next.is_empty() {
+        let writes = next;
+        let writing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let results = store.write_batch(&writes).await?;
+                for r in &results {
+                    if let Err(e) = r {
+                        bail!("batch item failed: {e}");
+                    }
+                }
+                Ok(writes.len())
+            })
+        };
+        let remaining = rows - loaded;
+        let upcoming = remaining.saturating_sub(batch).min(batch);
+        next = generator.batch(tree, upcoming);
+        let written = writing.await??;
+        loaded += written;
+        tenth_rows += written;
+        if tenth_rows >= tenth || loaded == rows {
+            let secs = tenth_started.elapsed().as_secs_f64();
+            println!(
+                "  {loaded} rows, last {tenth_rows} at {:.0} rows/s",
+                tenth_rows as f64 / secs
+            );
+            tenth_started = Instant::now();
+            tenth_rows = 0;
+        }
+    }
+    let load = started.elapsed();
+    println!(
+        "batch load: {} rows in {load:.2?}: {:.0} rows/s (batches of {})",
+        rows,
+        rows as f64 / load.as_secs_f64(),
+        batch
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -392,13 +468,21 @@ async fn main() -> Result<()> {
     let mut rng = Rng(0x7ee5);
     let tree = Tree::new(args.workspaces, &mut rng);
 
-    let mut generator = Generator::new(args.rows, args.random_ids, args.dim);
+    let mut generator = Generator::new(args.rows, 0, args.random_ids, args.dim);
     if reuse {
         println!(
             "reusing {} ({} rows)",
             path.display(),
             count_rows(&store).await?
         );
+        if args.append > 0 {
+            // Above every id of a first load of up to 2^32 rows.
+            let first = u128::MAX - (u128::MAX >> 32);
+            let mut more = Generator::new(args.append, first, args.random_ids, args.dim);
+            load(&store, &tree, &mut more, args.append, args.batch).await?;
+            println!("after load: {}", memory_status());
+            println!("files: {}", file_sizes(&path));
+        }
     } else {
         let started = Instant::now();
         let namespaces = tree.namespaces();
@@ -420,50 +504,9 @@ async fn main() -> Result<()> {
             started.elapsed()
         );
 
-        let started = Instant::now();
-        let mut loaded = 0;
-        let mut tenth_started = Instant::now();
-        let mut tenth_rows = 0;
-        let tenth = (args.rows / 10).max(1);
-        let mut next = generator.batch(&tree, args.batch.min(args.rows));
-        while !next.is_empty() {
-            let batch = next;
-            let writing = {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let results = store.write_batch(&batch).await?;
-                    for r in &results {
-                        if let Err(e) = r {
-                            bail!("batch item failed: {e}");
-                        }
-                    }
-                    Ok(batch.len())
-                })
-            };
-            let remaining = args.rows - loaded;
-            let upcoming = remaining.saturating_sub(args.batch).min(args.batch);
-            next = generator.batch(&tree, upcoming);
-            let written = writing.await??;
-            loaded += written;
-            tenth_rows += written;
-            if tenth_rows >= tenth || loaded == args.rows {
-                let secs = tenth_started.elapsed().as_secs_f64();
-                println!(
-                    "  {loaded} rows, last {tenth_rows} at {:.0} rows/s",
-                    tenth_rows as f64 / secs
-                );
-                tenth_started = Instant::now();
-                tenth_rows = 0;
-            }
-        }
-        let load = started.elapsed();
-        println!(
-            "batch load: {} rows in {load:.2?}: {:.0} rows/s (batches of {})",
-            args.rows,
-            args.rows as f64 / load.as_secs_f64(),
-            args.batch
-        );
+        load(&store, &tree, &mut generator, args.rows, args.batch).await?;
         println!("after load: {}", memory_status());
+        println!("files: {}", file_sizes(&path));
     }
 
     let single_namespace = tree.workspace(0);

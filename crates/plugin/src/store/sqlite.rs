@@ -15,8 +15,13 @@
 //!   rows of the searched namespaces;
 //! - every write goes through one writer connection, so writers queue in
 //!   this process instead of meeting SQLite's "database is locked"; readers
-//!   use their own pool and, in WAL mode, never wait for the writer.
+//!   use their own pool and, in WAL mode, never wait for the writer;
+//! - a batch is written by one statement (`batch`), and WAL checkpoints run
+//!   on a connection of their own (`checkpoint`), not inside a writer's
+//!   commit.
 
+mod batch;
+mod checkpoint;
 mod codec;
 mod doc_freq;
 mod migrate;
@@ -69,6 +74,9 @@ pub const WRITE_MEMORY_SQL: &str = "INSERT INTO memory_records
                      ELSE memory_records.created_at END)
              WHERE memory_records.namespace = excluded.namespace
              RETURNING id";
+
+/// The batch route's upsert: many memories per statement (see `batch`).
+pub use batch::WRITE_BATCH_SQL;
 
 /// How long a connection waits for a lock held by another process (another
 /// `memory-plugin`, the `sqlite3` shell) before giving up.
@@ -123,6 +131,8 @@ pub struct SqliteStore {
     embedding_dim: usize,
     /// Document frequencies of full-text phrases, shared by every search.
     doc_freqs: Arc<doc_freq::DocFreqCache>,
+    /// WAL checkpoints off the writer (file databases only).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// Where a `sqlite:` URL points.
@@ -202,6 +212,13 @@ fn db_error(context: &str, e: sqlx::Error) -> StoreError {
 
 fn namespace_not_found(name: &str) -> StoreError {
     StoreError::NotFound(format!("namespace {name:?} does not exist"))
+}
+
+/// The answer to a write whose id lives in another namespace.
+fn conflict(id: Uuid) -> StoreError {
+    StoreError::Conflict(format!(
+        "memory {id} already exists in another namespace; it was not changed"
+    ))
 }
 
 fn namespace_expired(name: &str) -> StoreError {
@@ -333,10 +350,13 @@ impl SqliteStore {
             .pragma("cache_size", WRITER_CACHE_KIB);
         if !in_memory {
             // WAL lets readers work while the writer writes; NORMAL sync is
-            // durable against crashes of the process in WAL mode.
+            // durable against crashes of the process in WAL mode, and a
+            // checkpoint syncs the WAL (see `checkpoint`: a task runs them
+            // every 100 ms, the writer only if that task falls behind).
             writer_options = writer_options
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", checkpoint::WRITER_BACKSTOP_PAGES);
         }
         // One connection that never idles out: writes serialise on it, and
         // an in-memory database lives exactly as long as it does.
@@ -347,11 +367,21 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .after_connect(|conn, _| Box::pin(prepare_connection(conn)))
-            .connect_with(writer_options)
+            .connect_with(writer_options.clone())
             .await
             .map_err(open_error)?;
 
         migrate::run(&writer).await?;
+
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(Arc::new(
+                checkpoint::Checkpointer::start(writer_options)
+                    .await
+                    .map_err(open_error)?,
+            ))
+        };
 
         let reader = if in_memory {
             writer.clone()
@@ -379,6 +409,7 @@ impl SqliteStore {
             in_memory,
             embedding_dim: opts.embedding_dim,
             doc_freqs: Arc::default(),
+            checkpointer,
         })
     }
 
@@ -413,6 +444,9 @@ impl SqliteStore {
     pub async fn close(&self) {
         if !self.in_memory {
             self.reader.close().await;
+        }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close().await;
         }
         self.writer.close().await;
     }
@@ -475,9 +509,7 @@ impl SqliteStore {
                 id,
                 namespace: namespace.to_string(),
             }),
-            None => Err(StoreError::Conflict(format!(
-                "memory {id} already exists in another namespace; it was not changed"
-            ))),
+            None => Err(conflict(id)),
         }
     }
 
@@ -821,24 +853,14 @@ impl Store for SqliteStore {
 
     async fn write_batch(&self, writes: &[BatchWrite]) -> StoreResult<Vec<StoreResult<WriteAck>>> {
         let now = codec::encode_time("now", codec::now())?;
-        // One transaction for the whole batch: one fsync instead of one per item.
-        let mut tx = self
+        // The writer connection for the whole batch; each statement of it
+        // is a transaction of its own (see `batch`).
+        let mut conn = self
             .writer
-            .begin_with("BEGIN IMMEDIATE")
+            .acquire()
             .await
             .map_err(|e| db_error("starting batch", e))?;
-        let mut known = KnownNamespaces::new();
-        let mut results = Vec::with_capacity(writes.len());
-        for item in writes {
-            results.push(
-                self.write_in_tx(&mut tx, &item.namespace, &item.write, &now, &mut known)
-                    .await,
-            );
-        }
-        tx.commit()
-            .await
-            .map_err(|e| db_error("committing batch", e))?;
-        Ok(results)
+        self.write_batch_on(&mut conn, writes, &now).await
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
