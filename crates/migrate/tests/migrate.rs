@@ -259,6 +259,33 @@ async fn assert_same(from: &Plugin, to: &Plugin) {
     }
 }
 
+/// Injects three differences on `target` from `seeded[at..at + 3]`: the
+/// first memory forgotten, the second edited, the third moved to another
+/// namespace. Returns what verify must report: (id, kind) -> namespace.
+async fn inject_three(
+    target: &Client,
+    seeded: &[(String, MemoryWrite)],
+    at: usize,
+) -> BTreeMap<(Uuid, &'static str), String> {
+    let (ns1, w1) = &seeded[at];
+    let (ns2, w2) = &seeded[at + 1];
+    let (ns3, w3) = &seeded[at + 2];
+    target.forget(w1.id.unwrap(), ns1).await.expect("forget");
+    let mut edited = w2.clone();
+    edited.content = "edited on the target".into();
+    target.write_memory(ns2, &edited).await.expect("edit");
+    target.forget(w3.id.unwrap(), ns3).await.expect("forget");
+    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
+    target.write_memory(elsewhere, w3).await.expect("move");
+    [
+        ((w1.id.unwrap(), "missing"), ns1.clone()),
+        ((w2.id.unwrap(), "content_differs"), ns2.clone()),
+        ((w3.id.unwrap(), "wrong_namespace"), ns3.clone()),
+    ]
+    .into_iter()
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differences() {
     let from = sqlite_plugin().await;
@@ -295,28 +322,11 @@ async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differenc
     assert_eq!(clean.exit_code(), 0);
 
     // Inject three differences on the target.
-    let target = to.client();
-    let (ns1, w1) = &seeded[0];
-    let (ns2, w2) = &seeded[1];
-    let (ns3, w3) = &seeded[2];
-    let (id1, id2, id3) = (w1.id.unwrap(), w2.id.unwrap(), w3.id.unwrap());
-    target.forget(id1, ns1).await.expect("forget");
-    let mut edited = w2.clone();
-    edited.content = "edited on the target".into();
-    target.write_memory(ns2, &edited).await.expect("edit");
-    target.forget(id3, ns3).await.expect("forget");
-    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
-    target.write_memory(elsewhere, w3).await.expect("move");
+    let want = inject_three(&to.client(), &seeded, 0).await;
+    let id3 = seeded[2].1.id.unwrap();
 
     let found = go(&plan(Mode::Verify, &from, &to)).await;
     assert_eq!(found.difference_total(), 3, "{found}");
-    let want: BTreeMap<(Uuid, &'static str), String> = [
-        ((id1, "missing"), ns1.clone()),
-        ((id2, "content_differs"), ns2.clone()),
-        ((id3, "wrong_namespace"), ns3.clone()),
-    ]
-    .into_iter()
-    .collect();
     assert_eq!(differences(&found), want, "{found}");
     assert!(found.buckets_differing >= 1 && found.buckets_differing <= 3);
     assert_eq!(found.exit_code(), 1);
@@ -628,25 +638,8 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
     assert_eq!(clean.difference_total(), 0, "{clean}");
     assert!(clean.method.starts_with("scan"), "{clean}");
 
-    let target = to.client();
-    let (ns1, w1) = &seeded[3];
-    let (ns2, w2) = &seeded[4];
-    let (ns3, w3) = &seeded[5];
-    target.forget(w1.id.unwrap(), ns1).await.unwrap();
-    let mut edited = w2.clone();
-    edited.content = "edited".into();
-    target.write_memory(ns2, &edited).await.unwrap();
-    target.forget(w3.id.unwrap(), ns3).await.unwrap();
-    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
-    target.write_memory(elsewhere, w3).await.unwrap();
+    let want = inject_three(&to.client(), &seeded, 3).await;
     let found = go(&p).await;
-    let want: BTreeMap<(Uuid, &'static str), String> = [
-        ((w1.id.unwrap(), "missing"), ns1.clone()),
-        ((w2.id.unwrap(), "content_differs"), ns2.clone()),
-        ((w3.id.unwrap(), "wrong_namespace"), ns3.clone()),
-    ]
-    .into_iter()
-    .collect();
     assert_eq!(differences(&found), want, "{found}");
     assert_eq!(found.exit_code(), 1);
 
@@ -726,25 +719,8 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
     let clean = go(&plan(Mode::Verify, &from, &to)).await;
     assert_eq!(clean.difference_total(), 0, "{clean}");
 
-    let target = to.client();
-    let (ns1, w1) = &seeded[10];
-    let (ns2, w2) = &seeded[11];
-    let (ns3, w3) = &seeded[12];
-    target.forget(w1.id.unwrap(), ns1).await.unwrap();
-    let mut edited = w2.clone();
-    edited.content = "edited on the target".into();
-    target.write_memory(ns2, &edited).await.unwrap();
-    target.forget(w3.id.unwrap(), ns3).await.unwrap();
-    let elsewhere = NAMESPACES.iter().map(|n| n.0).find(|n| n != ns3).unwrap();
-    target.write_memory(elsewhere, w3).await.unwrap();
+    let want = inject_three(&to.client(), &seeded, 10).await;
     let found = go(&plan(Mode::Verify, &from, &to)).await;
-    let want: BTreeMap<(Uuid, &'static str), String> = [
-        ((w1.id.unwrap(), "missing"), ns1.clone()),
-        ((w2.id.unwrap(), "content_differs"), ns2.clone()),
-        ((w3.id.unwrap(), "wrong_namespace"), ns3.clone()),
-    ]
-    .into_iter()
-    .collect();
     assert_eq!(differences(&found), want, "{found}");
     assert_eq!(found.exit_code(), 1);
 
