@@ -450,3 +450,45 @@ async fn assert_same_as_bm25_on(store: &SqliteStore, path: &Path, namespaces: &[
         );
     }
 }
+
+#[tokio::test]
+async fn the_public_statement_run_directly_answers_as_the_store() {
+    use memory_plugin::store::sqlite::{full_text_arguments, full_text_sql, prepare_connection};
+    let dir = TempDir::new();
+    let path = dir.path("direct.db");
+    let store = open(&path).await;
+    create_namespaces(&store).await;
+    load(&store, &writes(&mut Rng(99), 200)).await;
+    let mut conn = inspect(&path).await;
+    prepare_connection(&mut conn).await.expect("prepare");
+    let namespaces: Vec<String> = NAMESPACES[..3].iter().map(|s| s.to_string()).collect();
+    for text in QUERIES {
+        let Some((expression, counts)) = full_text_arguments(&mut conn, text, &namespaces)
+            .await
+            .expect("arguments")
+        else {
+            continue;
+        };
+        let rows: Vec<(String, f64)> =
+            sqlx::query_as(&format!("SELECT id, score FROM ({})", full_text_sql()))
+                .bind(serde_json::to_string(&namespaces).expect("json"))
+                .bind("9999-01-01T00:00:00.000000Z")
+                .bind(None::<String>)
+                .bind(expression)
+                .bind(100i64)
+                .bind(counts)
+                .fetch_all(&mut conn)
+                .await
+                .expect("direct search");
+        let direct: Vec<(Uuid, f64)> = rows
+            .into_iter()
+            .map(|(id, score)| (Uuid::parse_str(&id).expect("uuid"), score))
+            .collect();
+        assert_eq!(
+            direct,
+            searched(&store, &NAMESPACES[..3], text).await,
+            "{text:?}"
+        );
+    }
+    store.close().await;
+}

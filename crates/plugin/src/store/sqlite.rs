@@ -177,14 +177,64 @@ fn parse_url(url: &str) -> StoreResult<ParsedUrl> {
     Ok(ParsedUrl { options, in_memory })
 }
 
-/// Prepares every new connection: registers the full-text ranking function
-/// (see `rank`), which SQLite keeps per connection.
-async fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// Prepares a connection to the store's file as the store prepares each of
+/// its own: registers the full-text ranking function (see `rank`), which
+/// SQLite keeps per connection. Public so that benchmarks can run the
+/// store's statements ([`full_text_sql`]) on connections of their own.
+///
+/// # Errors
+///
+/// When the SQLite library offers no FTS5 or refuses the function.
+pub async fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr().cast();
     // SAFETY: the handle is an open connection, locked for this thread
     // until `handle` drops.
     unsafe { rank::register(db) }.map_err(|e| sqlx::Error::Configuration(e.into()))
+}
+
+/// The full-text search statement the store runs. Parameters: `?1` the
+/// JSON array of namespaces, `?2` now (fixed-width RFC 3339 text), `?3` a
+/// JSON array of kinds or NULL, `?4` the MATCH expression and `?6` the
+/// document frequencies (both from [`full_text_arguments`]), `?5` the
+/// limit. Run it on a connection prepared by [`prepare_connection`].
+pub fn full_text_sql() -> String {
+    // CROSS JOIN keeps the index as the outer loop: probing it once per row
+    // of the namespaces would cost far more than one MATCH.
+    format!(
+        "SELECT {MEMORY_COLUMNS}, {score}(memory_records_fts, ?6) AS score
+         FROM memory_records_fts
+         CROSS JOIN memory_records r ON r.seq = memory_records_fts.rowid
+         WHERE memory_records_fts MATCH ?4 AND {filter}
+         ORDER BY score DESC, r.pin DESC, r.created_at DESC, r.seq DESC
+         LIMIT ?5",
+        score = rank::FUNCTION,
+        filter = SearchFilter::SQL
+    )
+}
+
+/// The arguments `?4` (MATCH expression) and `?6` (document frequencies,
+/// counted now, without the store's cache) of [`full_text_sql`] for a
+/// search of `text` in `namespaces`; `None` when the text holds no word.
+///
+/// # Errors
+///
+/// When counting fails.
+pub async fn full_text_arguments(
+    conn: &mut SqliteConnection,
+    text: &str,
+    namespaces: &[String],
+) -> StoreResult<Option<(String, Vec<u8>)>> {
+    let Some(phrases) = text_query::fts_phrases(text) else {
+        return Ok(None);
+    };
+    let counts = doc_freq::DocFreqCache::default()
+        .doc_freqs(conn, &phrases)
+        .await?;
+    Ok(Some((
+        text_query::match_in_namespaces(&phrases, namespaces),
+        counts.iter().flat_map(|n| n.to_le_bytes()).collect(),
+    )))
 }
 
 /// Maps a sqlx error to a [`StoreError`]; `context` says what was being done.
@@ -646,27 +696,16 @@ impl SqliteStore {
         let doc_freqs = self.doc_freqs.doc_freqs(conn, &phrases).await?;
         let doc_freqs: Vec<u8> = doc_freqs.iter().flat_map(|n| n.to_le_bytes()).collect();
         let expression = text_query::match_in_namespaces(&phrases, namespaces);
-        // CROSS JOIN keeps the index as the outer loop: probing it once per
-        // row of the namespaces would cost far more than one MATCH.
-        let rows = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS}, {score}(memory_records_fts, ?6) AS score
-             FROM memory_records_fts
-             CROSS JOIN memory_records r ON r.seq = memory_records_fts.rowid
-             WHERE memory_records_fts MATCH ?4 AND {filter}
-             ORDER BY score DESC, r.pin DESC, r.created_at DESC, r.seq DESC
-             LIMIT ?5",
-            score = rank::FUNCTION,
-            filter = SearchFilter::SQL
-        ))
-        .bind(&filter.namespaces)
-        .bind(&filter.now)
-        .bind(&filter.kinds)
-        .bind(expression)
-        .bind(limit)
-        .bind(doc_freqs)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("full-text search", e))?;
+        let rows = sqlx::query(&full_text_sql())
+            .bind(&filter.namespaces)
+            .bind(&filter.now)
+            .bind(&filter.kinds)
+            .bind(expression)
+            .bind(limit)
+            .bind(doc_freqs)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error("full-text search", e))?;
         rows.iter()
             .map(|row| {
                 let mut memory = codec::memory_from_row(row)?;

@@ -28,7 +28,7 @@ const INTERVAL: Duration = Duration::from_millis(100);
 
 /// WAL pages after which the writer checkpoints by itself (SQLite's
 /// `wal_autocheckpoint`): only reached if the task falls behind.
-pub(super) const WRITER_BACKSTOP_PAGES: &str = "8192";
+pub(super) const WRITER_BACKSTOP_PAGES: &str = "16384";
 
 /// The checkpoint task and its connection; stops when dropped.
 #[derive(Debug)]
