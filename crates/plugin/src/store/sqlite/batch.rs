@@ -22,14 +22,12 @@
 //!   their row keys in that order, as before;
 //! - an id appears at most once per statement: a repeated id starts a new
 //!   statement, so the later write applies on top of the earlier one;
-//! - ids that live in another namespace are looked up first and left out
-//!   (`Conflict`): the upsert then writes every item it is given and
-//!   answers no row per item (each answered row would cross to the async
-//!   side on its own). Every write of this process goes through the one
-//!   writer connection, held for the whole batch; should another process
-//!   write the same file in between, the upsert's WHERE still keeps a row
-//!   of another namespace untouched, the count of rows written falls
-//!   short, and the ids are looked up again;
+//! - the upsert's WHERE leaves a row of another namespace untouched, as
+//!   for a single write; rather than answering a row per item written (each
+//!   would cross to the async side on its own), the statement's count of
+//!   rows written is checked, and only when it falls short are the
+//!   chunk's ids looked up, those living in another namespace answering
+//!   `Conflict`;
 //! - should a statement fail anyway, its items are written one by one, each
 //!   in its own transaction, so that only the failing one fails; so is text
 //!   holding a NUL character, which a JSON string would not carry through
@@ -331,46 +329,16 @@ fn parse_ids(json: &str) -> StoreResult<HashSet<Uuid>> {
         .collect())
 }
 
-/// Writes one chunk: the ids living in another namespace (left out and
-/// returned), then one upsert of all the others.
+/// Writes one chunk; the ids it left alone because they live in another
+/// namespace.
 async fn write_chunk(
     conn: &mut SqliteConnection,
     chunk: &Chunk<'_>,
     now: &str,
 ) -> StoreResult<HashSet<Uuid>> {
     let rows: Vec<&Row<'_>> = chunk.items.iter().map(|i| &i.row).collect();
-    let encode = |rows: &[&Row<'_>]| {
-        serde_json::to_string(rows)
-            .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))
-    };
-    let pairs: Vec<(&str, &str)> = chunk
-        .items
-        .iter()
-        .map(|i| (i.row.0.as_str(), i.namespace))
-        .collect();
-    let pairs = serde_json::to_string(&pairs)
+    let json = serde_json::to_string(&rows)
         .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))?;
-    let found: String = sqlx::query_scalar(CONFLICTS_SQL)
-        .bind(&pairs)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_error("looking up batch ids", e))?;
-    let conflicts = parse_ids(&found)?;
-    let json = if conflicts.is_empty() {
-        encode(&rows)?
-    } else {
-        let kept: Vec<&Row<'_>> = chunk
-            .items
-            .iter()
-            .filter(|i| !conflicts.contains(&i.id))
-            .map(|i| &i.row)
-            .collect();
-        if kept.is_empty() {
-            return Ok(conflicts);
-        }
-        encode(&kept)?
-    };
-    let kept = chunk.items.len() - conflicts.len();
     let written = sqlx::query(WRITE_BATCH_SQL)
         .bind(json)
         .bind(now)
@@ -379,13 +347,20 @@ async fn write_chunk(
         .await
         .map_err(|e| db_error("writing a batch", e))?
         .rows_affected();
-    if written == kept as u64 {
-        return Ok(conflicts);
+    if written == chunk.items.len() as u64 {
+        return Ok(HashSet::new());
     }
-    // Another process wrote some of these ids into other namespaces since
-    // the lookup: the upsert left those rows alone; find them.
+    // The upsert's WHERE left some rows alone: those ids live in another
+    // namespace.
+    let pairs: Vec<(&str, &str)> = chunk
+        .items
+        .iter()
+        .map(|i| (i.row.0.as_str(), i.namespace))
+        .collect();
+    let pairs = serde_json::to_string(&pairs)
+        .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))?;
     let found: String = sqlx::query_scalar(CONFLICTS_SQL)
-        .bind(&pairs)
+        .bind(pairs)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("looking up batch ids", e))?;
