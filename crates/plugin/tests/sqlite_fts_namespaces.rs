@@ -327,6 +327,75 @@ async fn scores_are_bm25_of_the_content_through_every_kind_of_change() {
     .expect("insert by hand");
     assert_same_as_bm25(&store, &path, "after an insert below the highest key").await;
 
+    // The newest memory forgotten, and its row key given to the next one.
+    let newest = store
+        .write_memory(
+            "workspace:a",
+            &MemoryWrite::new("giraffe latency", MemoryKind::Fact, MemorySource::User),
+        )
+        .await
+        .expect("write");
+    assert_same_as_bm25(&store, &path, "before a key is reused").await;
+    store
+        .forget(newest.id, "workspace:a")
+        .await
+        .expect("forget");
+    store
+        .write_memory(
+            "team:b",
+            &MemoryWrite::new(
+                "deploy giraffe giraffe",
+                MemoryKind::Fact,
+                MemorySource::User,
+            ),
+        )
+        .await
+        .expect("write");
+    assert_same_as_bm25(&store, &path, "after a key was reused").await;
+
+    // Rows appended, then rewritten and forgotten before any search sees
+    // them: the log holds changes of rows the remembered counts never saw.
+    let fresh = writes(&mut rng, 60);
+    load(&store, &fresh).await;
+    for item in fresh.iter().step_by(3) {
+        let mut w = item.write.clone();
+        w.content = format!("{} latency", rng.text());
+        store
+            .write_memory(&item.namespace, &w)
+            .await
+            .expect("rewrite");
+    }
+    for item in fresh.iter().skip(1).step_by(4) {
+        store
+            .forget(item.write.id.expect("id"), &item.namespace)
+            .await
+            .expect("forget");
+    }
+    assert_same_as_bm25(&store, &path, "after new rows changed at once").await;
+
+    // More changes than the change log keeps: counts are taken again.
+    let everyone: Vec<BatchWrite> = first.iter().take(250).cloned().collect();
+    for round in 0..20 {
+        let rewritten: Vec<BatchWrite> = everyone
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                item.write.content = format!("{} round{round}", rng.text());
+                item
+            })
+            .collect();
+        for r in store.write_batch(&rewritten).await.expect("rewrite batch") {
+            r.expect("rewrite");
+        }
+    }
+    let logged: (i64, i64) =
+        sqlx::query_as("SELECT logged, log_floor FROM memory_fts_changes WHERE id = 1")
+            .fetch_one(&mut conn)
+            .await
+            .expect("log state");
+    assert!(logged.0 > 8192 && logged.1 > 0, "{logged:?}");
+    assert_same_as_bm25(&store, &path, "after the change log was trimmed").await;
+
     sqlx::query("INSERT INTO memory_records_fts (memory_records_fts) VALUES ('integrity-check')")
         .execute(&mut conn)
         .await

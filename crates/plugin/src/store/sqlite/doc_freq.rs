@@ -1,24 +1,27 @@
 //! How many memories contain each search phrase (document frequencies, the
 //! `n(i)` of bm25's IDF), remembered between searches.
 //!
-//! Counting a common word walks its whole posting list: milliseconds at a
+//! Counting a common word walks its whole posting list: about 10 ms at a
 //! million rows, per word, per search. The counts change only when the
 //! table does, so each is kept with the state of the table it was counted
-//! at, and that state is read again (three integers) by every search:
+//! at, and that state (one row of `memory_fts_changes`, kept by triggers;
+//! see `fts_change_log.sql`) is read again by every search:
 //!
-//! - `max_seq`, the highest row key: rows are only ever appended above it;
-//! - `inserted` and `removed`, counters that triggers on `memory_records`
-//!   keep in `memory_fts_changes` (an insert; a delete or a change of
-//!   content or namespace).
+//! - `high_water`, the highest row key ever given out: rows above the mark
+//!   a count was taken at are exactly the rows appended since;
+//! - `logged`, the position in `memory_fts_log`, which records every other
+//!   change of the indexed text (deletes, rewrites, an insert under a key
+//!   used before) with its row key and +1 or -1;
+//! - `log_floor`, up to where the log has been trimmed.
 //!
-//! When nothing was removed since a count and exactly the rows above its
-//! `max_seq` were inserted, the count is brought up to date by counting the
-//! phrase among those new rows only (FTS5 seeks to them). Any removal, or
-//! rows that appeared below `max_seq` (only a hand-made insert does that),
-//! means counting again. Every count and every state is read inside the
-//! search's own read transaction, so the frequencies always describe the
-//! very snapshot the search ranks: the scores are exact, never stale, also
-//! with other processes writing the same file.
+//! A remembered count is brought up to date by counting the phrase among
+//! the appended rows (FTS5 seeks to them) and summing the log entries since
+//! the count that match the phrase and concern rows the count saw (keys at
+//! or below its high-water mark). Only a count older than the log's floor
+//! is taken again. Every count and every state is read inside the search's
+//! own read transaction, so the frequencies always describe the very
+//! snapshot the search ranks: the scores are exact, never stale, also with
+//! other processes writing the same file.
 
 use super::db_error;
 use crate::store::StoreResult;
@@ -32,38 +35,32 @@ const MAX_PHRASES: usize = 10_000;
 /// The state of the table a count describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TableState {
-    max_seq: i64,
-    inserted: i64,
-    removed: i64,
+    high_water: i64,
+    logged: i64,
+    log_floor: i64,
 }
 
 impl TableState {
     async fn read(conn: &mut SqliteConnection) -> StoreResult<TableState> {
-        let (max_seq, inserted, removed): (i64, i64, i64) = sqlx::query_as(
-            "SELECT coalesce((SELECT max(seq) FROM memory_records), 0), inserted, removed
-             FROM memory_fts_changes",
+        let (high_water, logged, log_floor): (i64, i64, i64) = sqlx::query_as(
+            "SELECT high_water, logged, log_floor FROM memory_fts_changes WHERE id = 1",
         )
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("reading the full-text index state", e))?;
         Ok(TableState {
-            max_seq,
-            inserted,
-            removed,
+            high_water,
+            logged,
+            log_floor,
         })
     }
 
-    /// Whether `self` is `earlier` plus appended rows only, as far as the
-    /// counters tell; the caller still checks where the new rows are.
-    fn only_appended_since(&self, earlier: &TableState) -> bool {
-        self.removed == earlier.removed
-            && self.inserted >= earlier.inserted
-            && self.max_seq >= earlier.max_seq
-    }
-
-    /// Whether `self` is at least as recent as `other`.
-    fn not_older_than(&self, other: &TableState) -> bool {
-        self.inserted >= other.inserted && self.removed >= other.removed
+    /// Whether a count taken at `earlier` can be brought up to `self` from
+    /// the appended rows and the log.
+    fn reaches_from(&self, earlier: &TableState) -> bool {
+        earlier.logged >= self.log_floor
+            && self.logged >= earlier.logged
+            && self.high_water >= earlier.high_water
     }
 }
 
@@ -88,29 +85,15 @@ impl DocFreqCache {
         phrases: &[String],
     ) -> StoreResult<Vec<i64>> {
         let now = TableState::read(conn).await?;
-        // Rows above a given max_seq, counted once per search.
-        let mut appended: HashMap<i64, i64> = HashMap::new();
         let mut out = Vec::with_capacity(phrases.len());
         for phrase in phrases {
             let cached = self.lock().get(phrase).copied();
             let docs = match cached {
                 Some(c) if c.at == now => c.docs,
-                Some(c) if now.only_appended_since(&c.at) => {
-                    let new_rows = match appended.get(&c.at.max_seq) {
-                        Some(n) => *n,
-                        None => {
-                            let n = rows_above(conn, c.at.max_seq).await?;
-                            appended.insert(c.at.max_seq, n);
-                            n
-                        }
-                    };
-                    if new_rows == now.inserted - c.at.inserted {
-                        c.docs + count(conn, phrase, Some(c.at.max_seq)).await?
-                    } else {
-                        count(conn, phrase, None).await?
-                    }
+                Some(c) if now.reaches_from(&c.at) => {
+                    c.docs + changes_since(conn, phrase, &c.at).await?
                 }
-                _ => count(conn, phrase, None).await?,
+                _ => count(conn, phrase).await?,
             };
             self.remember(phrase, Count { docs, at: now });
             out.push(docs);
@@ -129,7 +112,7 @@ impl DocFreqCache {
         let mut counts = self.lock();
         if let Some(known) = counts.get(phrase) {
             // A search on an older snapshot does not replace a newer count.
-            if !count.at.not_older_than(&known.at) {
+            if count.at.logged < known.at.logged || count.at.high_water < known.at.high_water {
                 return;
             }
         } else if counts.len() >= MAX_PHRASES {
@@ -139,31 +122,47 @@ impl DocFreqCache {
     }
 }
 
-async fn rows_above(conn: &mut SqliteConnection, seq: i64) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM memory_records WHERE seq > ?1")
-        .bind(seq)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| db_error("counting new memories", e))
+/// The MATCH expression of `phrase` in the content column.
+fn in_content(phrase: &str) -> String {
+    format!("{{content}} : {phrase}")
 }
 
-/// Rows whose content holds `phrase`, all of them or those above `after`.
-async fn count(conn: &mut SqliteConnection, phrase: &str, after: Option<i64>) -> StoreResult<i64> {
-    let expression = format!("{{content}} : {phrase}");
-    let query = match after {
-        Some(seq) => sqlx::query_scalar(
-            "SELECT count(*) FROM memory_records_fts
-             WHERE memory_records_fts MATCH ?1 AND rowid > ?2",
-        )
-        .bind(expression)
-        .bind(seq),
-        None => sqlx::query_scalar(
-            "SELECT count(*) FROM memory_records_fts WHERE memory_records_fts MATCH ?1",
-        )
-        .bind(expression),
-    };
-    query
+/// Rows whose content holds `phrase`, counted on the whole index.
+async fn count(conn: &mut SqliteConnection, phrase: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM memory_records_fts WHERE memory_records_fts MATCH ?1")
+        .bind(in_content(phrase))
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("counting a full-text phrase", e))
+}
+
+/// How the number of rows holding `phrase` changed since `at`: the rows
+/// appended above its high-water mark that hold it, plus the log entries
+/// since it, for rows at or below that mark, whose text holds it.
+async fn changes_since(
+    conn: &mut SqliteConnection,
+    phrase: &str,
+    at: &TableState,
+) -> StoreResult<i64> {
+    let expression = in_content(phrase);
+    let appended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM memory_records_fts
+         WHERE memory_records_fts MATCH ?1 AND rowid > ?2",
+    )
+    .bind(&expression)
+    .bind(at.high_water)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db_error("counting a full-text phrase in new rows", e))?;
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(delta), 0) FROM memory_fts_log
+         WHERE memory_fts_log MATCH ?1 AND rowid > ?2 AND seq <= ?3",
+    )
+    .bind(&expression)
+    .bind(at.logged)
+    .bind(at.high_water)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| db_error("reading the full-text change log", e))?;
+    Ok(appended + logged)
 }

@@ -72,6 +72,11 @@ const UPGRADES: &[Upgrade] = &[
                   WHERE k = 'automerge' AND v = 8",
         sql: "INSERT INTO memory_records_fts (memory_records_fts, rank) VALUES ('automerge', 8)",
     },
+    Upgrade {
+        description: "full-text change log",
+        applied: "SELECT count(*) FROM sqlite_schema WHERE name = 'memory_fts_log'",
+        sql: include_str!("fts_change_log.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
