@@ -134,6 +134,7 @@ pub async fn gateway_figures(setup: GatewaySetup<'_>, out: &mut Outcome) -> Resu
                             kinds: None,
                             limit: Some(limit),
                             embedding: None,
+                            mode: None,
                         };
                         plugin.search(&request).await.map(|_| ())
                     }

@@ -748,6 +748,7 @@ fn search_request(mode: Mode, namespaces: &[String], i: u64) -> SearchRequest {
         kinds: None,
         limit: Some(SEARCH_LIMIT),
         embedding: None,
+        mode: None,
     }
 }
 

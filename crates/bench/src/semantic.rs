@@ -162,6 +162,7 @@ async fn search(
                 kinds: None,
                 limit: Some(20),
                 embedding: Some(queries[(i as usize) % queries.len()].clone()),
+                mode: None,
             };
             async move { http.search(&request).await.map(|_| ()) }
         }

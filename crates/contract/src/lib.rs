@@ -67,6 +67,10 @@ pub mod capability {
     /// every live namespace per id-prefix bucket, so that a parity check
     /// reads only the buckets that differ.
     pub const CHECKSUM: &str = "checksum";
+    /// Extension: a search may name its ranking with `mode`
+    /// (`fulltext`, `semantic`, `hybrid`); `hybrid` fuses the full-text and
+    /// vector rankings by reciprocal rank fusion.
+    pub const HYBRID: &str = "hybrid";
 
     /// The capabilities defined by v1 itself.
     pub const V1: &[&str] = &[FTS, EMBEDDING, TTL, PIN, PROPAGATION];
@@ -423,6 +427,23 @@ pub struct SearchRequest {
     pub limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+    /// Extension `hybrid`: which ranking a search asks for. Absent, the v1
+    /// rules apply unchanged (an embedding wins over a query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RankMode>,
+}
+
+/// Extension `hybrid`: the ranking a [`SearchRequest`] asks for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankMode {
+    /// Full-text ranking of `query` only (an `embedding` is ignored).
+    Fulltext,
+    /// Vector ranking of `embedding` only (a `query` is ignored).
+    Semantic,
+    /// Both rankings fused by reciprocal rank fusion; needs `query` and
+    /// `embedding`.
+    Hybrid,
 }
 
 /// The search mode a [`SearchRequest`] selects.

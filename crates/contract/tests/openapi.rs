@@ -171,6 +171,7 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
         kinds: Some(vec![MemoryKind::Fact]),
         limit: Some(5),
         embedding: Some(vec![0.5]),
+        mode: None,
     };
     let search_min = SearchRequest {
         namespaces: vec!["team:t".into()],

@@ -887,6 +887,7 @@ impl Gateway {
             kinds,
             limit: Some(limit),
             embedding: None,
+            mode: None,
         };
         let answer = self
             .plugin

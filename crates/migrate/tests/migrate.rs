@@ -496,6 +496,7 @@ async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
                 kinds: None,
                 limit: Some(100),
                 embedding: None,
+                mode: None,
             })
             .await
             .expect("search");
