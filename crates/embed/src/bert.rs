@@ -360,21 +360,7 @@ impl CustomOp1 for BiasAdd<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "bias-add")?;
-        let bias = self.0;
-        check_width("bias-add", src.len(), bias.len())?;
-        let mut dst = vec![0f32; src.len()];
-        for_rows(&mut dst, src, bias.len(), |_, d, s| {
-            for (d, s) in d
-                .chunks_exact_mut(bias.len())
-                .zip(s.chunks_exact(bias.len()))
-            {
-                for ((d, &x), &b) in d.iter_mut().zip(s).zip(bias) {
-                    *d = x + b;
-                }
-            }
-        });
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        map_with_bias("bias-add", storage, layout, self.0, |v| v)
     }
 }
 
@@ -387,23 +373,34 @@ impl CustomOp1 for BiasGelu<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(storage, layout, "bias-gelu")?;
-        let bias = self.0;
-        check_width("bias-gelu", src.len(), bias.len())?;
-        let mut dst = vec![0f32; src.len()];
-        for_rows(&mut dst, src, bias.len(), |_, d, s| {
-            for (d, s) in d
-                .chunks_exact_mut(bias.len())
-                .zip(s.chunks_exact(bias.len()))
-            {
-                for ((d, &x), &b) in d.iter_mut().zip(s).zip(bias) {
-                    let v = x + b;
-                    *d = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            }
-        });
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        map_with_bias("bias-gelu", storage, layout, self.0, |v| {
+            0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
+        })
     }
+}
+
+/// `g(x + bias)` element by element, the bias along the last dimension.
+fn map_with_bias(
+    op: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    bias: &[f32],
+    g: impl Fn(f32) -> f32 + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    let src = contiguous_f32(storage, layout, op)?;
+    check_width(op, src.len(), bias.len())?;
+    let mut dst = vec![0f32; src.len()];
+    for_rows(&mut dst, src, bias.len(), |_, d, s| {
+        for (d, s) in d
+            .chunks_exact_mut(bias.len())
+            .zip(s.chunks_exact(bias.len()))
+        {
+            for ((d, &x), &b) in d.iter_mut().zip(s).zip(bias) {
+                *d = g(x + b);
+            }
+        }
+    });
+    Ok((CpuStorage::F32(dst), layout.shape().clone()))
 }
 
 /// `layer_norm(x + bias + residual)`: the end of each BERT sub-layer.
