@@ -4,6 +4,7 @@
 //! calls one [`Store`] method. Every backend keeps the same semantics, checked
 //! by one shared suite of storage tests (`tests/storage_*.rs`).
 
+pub mod group;
 pub mod postgres;
 pub mod sqlite;
 

@@ -9,7 +9,11 @@
 //!
 //! Writes, single or batched, go through one `INSERT ... SELECT FROM unnest(..)
 //! ON CONFLICT (id) DO UPDATE ... WHERE same namespace` statement, so a batch
-//! of a thousand items is one round trip.
+//! of a thousand items is one round trip. Single writes are committed in
+//! groups (see `group`): the writes queued at one moment share one
+//! transaction and one log flush.
+
+mod group;
 
 use super::{PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport};
 use async_trait::async_trait;
@@ -115,6 +119,9 @@ pub struct PgStore {
     /// pgvector 0.8+: filtered HNSW scans continue until `LIMIT` rows match.
     iterative_scan: bool,
     max_connections: u32,
+    /// Queue of single writes to the group committers; `None` in the
+    /// committers' own copy of the store.
+    group: Option<super::group::GroupQueue>,
 }
 
 /// What start-up found out about pgvector.
@@ -191,13 +198,16 @@ impl PgStore {
             .await
             .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
 
-        Ok(PgStore {
+        let mut store = PgStore {
             pool,
             embedding: vector.enabled,
             embedding_dim: opts.embedding_dim,
             iterative_scan: vector.iterative_scan,
             max_connections: opts.max_connections,
-        })
+            group: None,
+        };
+        store.group = Some(group::start(&store));
+        Ok(store)
     }
 
     /// The connection pool, for callers that need raw access (tests, tools).
@@ -226,6 +236,18 @@ impl PgStore {
 
     /// Writes the prepared rows in one statement; returns the ids written.
     async fn insert_rows(&self, rows: &[PreparedRow<'_>]) -> StoreResult<HashSet<Uuid>> {
+        self.insert_rows_on(&self.pool, rows).await
+    }
+
+    /// [`PgStore::insert_rows`] on a given connection or transaction.
+    async fn insert_rows_on<'c, E>(
+        &self,
+        executor: E,
+        rows: &[PreparedRow<'_>],
+    ) -> StoreResult<HashSet<Uuid>>
+    where
+        E: sqlx::PgExecutor<'c>,
+    {
         let mut ids = Vec::with_capacity(rows.len());
         let mut namespaces = Vec::with_capacity(rows.len());
         let mut contents = Vec::with_capacity(rows.len());
@@ -270,7 +292,7 @@ impl PgStore {
         }
         let written =
             query
-                .fetch_all(&self.pool)
+                .fetch_all(executor)
                 .await
                 .map_err(|e| match foreign_key_violation(&e) {
                     // A namespace deleted between our check and the insert.
@@ -559,24 +581,9 @@ impl Store for PgStore {
         if let Some(embedding) = &write.embedding {
             self.check_embedding(embedding)?;
         }
-        let id = write.id.unwrap_or_else(Uuid::new_v4);
-        let row = PreparedRow {
-            id,
-            namespace,
-            write,
-        };
-        let written = self.insert_rows(std::slice::from_ref(&row)).await?;
-        if written.contains(&id) {
-            return Ok(WriteAck {
-                id,
-                namespace: namespace.to_string(),
-            });
-        }
-        // No row back: the namespace is missing, or the id lives elsewhere.
-        if self.live_namespaces(&[namespace]).await?.is_empty() {
-            Err(namespace_not_found(namespace))
-        } else {
-            Err(id_conflict(id, namespace))
+        match &self.group {
+            Some(queue) => queue.submit(namespace, write).await,
+            None => self.write_one(namespace, write).await,
         }
     }
 

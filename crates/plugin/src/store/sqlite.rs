@@ -26,6 +26,7 @@ mod batch;
 mod checkpoint;
 mod codec;
 mod doc_freq;
+mod group;
 mod migrate;
 mod rank;
 mod text_query;
@@ -140,6 +141,9 @@ pub struct SqliteStore {
     doc_freqs: Arc<doc_freq::DocFreqCache>,
     /// WAL checkpoints off the writer (file databases only).
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    /// Queue of single writes to the group committer (see `group`); `None`
+    /// in the committer's own copy of the store.
+    group: Option<crate::store::group::GroupQueue>,
 }
 
 /// Where a `sqlite:` URL points.
@@ -460,14 +464,17 @@ impl SqliteStore {
         };
 
         tracing::info!(database = %location, "SQLite store open");
-        Ok(SqliteStore {
+        let mut store = SqliteStore {
             writer,
             reader,
             in_memory,
             embedding_dim: opts.embedding_dim,
             doc_freqs: Arc::default(),
             checkpointer,
-        })
+            group: None,
+        };
+        store.group = Some(group::start(&store));
+        Ok(store)
     }
 
     /// The journal mode the database runs in (`wal` for a file).
@@ -882,19 +889,10 @@ impl Store for SqliteStore {
     }
 
     async fn write_memory(&self, namespace: &str, write: &MemoryWrite) -> StoreResult<WriteAck> {
-        let now = codec::encode_time("now", codec::now())?;
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| db_error("starting write", e))?;
-        let ack = self
-            .write_in_tx(&mut tx, namespace, write, &now, &mut KnownNamespaces::new())
-            .await?;
-        tx.commit()
-            .await
-            .map_err(|e| db_error("committing memory", e))?;
-        Ok(ack)
+        match &self.group {
+            Some(queue) => queue.submit(namespace, write).await,
+            None => self.write_one(namespace, write).await,
+        }
     }
 
     async fn write_batch(&self, writes: &[BatchWrite]) -> StoreResult<Vec<StoreResult<WriteAck>>> {
@@ -906,7 +904,7 @@ impl Store for SqliteStore {
             .acquire()
             .await
             .map_err(|e| db_error("starting batch", e))?;
-        self.write_batch_on(&mut conn, writes, &now).await
+        self.write_batch_on(&mut conn, writes, &now, false).await
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {

@@ -1,0 +1,168 @@
+//! Group commit of single writes.
+//!
+//! `POST /v1/namespaces/{name}/memories` carries one memory; committing each
+//! in a transaction of its own costs one log flush per write. Here every
+//! single write goes into a queue, and committer tasks take whatever is
+//! queued when they come round (never waiting for more: a lone write is
+//! taken at once), up to [`MAX_GROUP`] writes, write them in one
+//! transaction, commit, and only then answer each caller. A write that
+//! fails inside a group fails alone (the store's group writer isolates
+//! it); a failed commit fails every write of its group, none is
+//! acknowledged.
+
+use super::{StoreError, StoreResult};
+use async_trait::async_trait;
+use futures::FutureExt;
+use memory_contract::{BatchWrite, MemoryWrite, WriteAck};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Most writes one committer takes into one transaction.
+pub const MAX_GROUP: usize = 256;
+
+/// Writes that may wait in the queue before callers wait to enqueue.
+const QUEUE_CAPACITY: usize = 8192;
+
+/// What a committer runs: one transaction holding every write of `writes`,
+/// committed before it returns; one answer per write, in order.
+#[async_trait]
+pub(crate) trait GroupWriter: Send + Sync + 'static {
+    async fn write_group(&self, writes: &[BatchWrite]) -> Vec<StoreResult<WriteAck>>;
+}
+
+/// A write waiting for its group, and where its answer goes.
+struct Pending {
+    write: BatchWrite,
+    reply: oneshot::Sender<StoreResult<WriteAck>>,
+}
+
+/// The store's end of the queue. Committers stop once every clone of it
+/// has been dropped and the queue is empty.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupQueue {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl GroupQueue {
+    /// Starts `committers` tasks (at least one) on the current runtime.
+    pub(crate) fn start(committers: usize, writer: Arc<dyn GroupWriter>) -> GroupQueue {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..committers.max(1) {
+            tokio::spawn(commit_loop(Arc::clone(&receiver), Arc::clone(&writer)));
+        }
+        GroupQueue { sender }
+    }
+
+    /// Queues one write and waits until the transaction holding it has
+    /// committed (or failed).
+    pub(crate) async fn submit(
+        &self,
+        namespace: &str,
+        write: &MemoryWrite,
+    ) -> StoreResult<WriteAck> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            write: BatchWrite {
+                namespace: namespace.to_string(),
+                write: write.clone(),
+            },
+            reply,
+        };
+        self.sender
+            .send(pending)
+            .await
+            .map_err(|_| StoreError::Unavailable("the write queue is closed".to_string()))?;
+        answer.await.map_err(|_| {
+            StoreError::Internal("the write committer stopped before answering".to_string())
+        })?
+    }
+}
+
+/// One committer: whoever holds the receiver waits for the next write,
+/// takes it with everything queued behind it, lets go of the receiver (so
+/// another committer can gather the next group meanwhile), and commits.
+async fn commit_loop(receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, writer: Arc<dyn GroupWriter>) {
+    let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    loop {
+        let taken = receiver.lock().await.recv_many(&mut group, MAX_GROUP).await;
+        if taken == 0 {
+            return;
+        }
+        let (writes, replies): (Vec<BatchWrite>, Vec<_>) =
+            group.drain(..).map(|p| (p.write, p.reply)).unzip();
+        let results = AssertUnwindSafe(writer.write_group(&writes))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("a write group panicked; its writes are answered with an error");
+                Vec::new()
+            });
+        let mut results = results.into_iter();
+        for reply in replies {
+            let result = results.next().unwrap_or_else(|| {
+                Err(StoreError::Internal(
+                    "the write group ended without an answer for this write".to_string(),
+                ))
+            });
+            // The caller may have gone away; its write stands regardless.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Splits `len` writes whose ids are `ids` into runs of consecutive writes
+/// in which no id repeats: each run can be one statement, and running them
+/// in order applies a repeated id's later write on top of the earlier one.
+pub(crate) fn runs_without_repeats(ids: &[uuid::Uuid]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut start = 0;
+    for (i, id) in ids.iter().enumerate() {
+        if !seen.insert(*id) {
+            runs.push(start..i);
+            seen.clear();
+            seen.insert(*id);
+            start = i;
+        }
+    }
+    if start < ids.len() {
+        runs.push(start..ids.len());
+    }
+    runs
+}
+
+/// A copy of `e`, for each write of a group that shares it.
+pub(crate) fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::BadRequest(m) => StoreError::BadRequest(m.clone()),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn runs_split_at_a_repeated_id() {
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        let c = Uuid::new_v4();
+        assert_eq!(
+            runs_without_repeats(&[]),
+            Vec::<std::ops::Range<usize>>::new()
+        );
+        assert_eq!(runs_without_repeats(&[a, b, c]), vec![0..3]);
+        assert_eq!(
+            runs_without_repeats(&[a, b, a, c, a]),
+            vec![0..2, 2..4, 4..5]
+        );
+        assert_eq!(runs_without_repeats(&[a, a]), vec![0..1, 1..2]);
+    }
+}
