@@ -10,6 +10,7 @@
 //! the scratch database.
 
 pub mod child;
+pub mod embedding;
 pub mod floors;
 pub mod gateway;
 pub mod legacy;
@@ -18,6 +19,7 @@ pub mod machine;
 pub mod naive;
 pub mod options;
 pub mod plugin;
+pub mod quality;
 pub mod report;
 pub mod run;
 pub mod scratch;

@@ -41,6 +41,10 @@ fn main() -> ExitCode {
 }
 
 async fn run_plan(plan: memory_bench::options::Plan) -> Result<ExitCode> {
+    if plan.quality || plan.embedding {
+        memory_bench::quality::run_sections(&plan).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if plan.build && plan.bin_dir.is_none() {
         run::build_binaries()?;
     }

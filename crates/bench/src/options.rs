@@ -100,6 +100,22 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub embedding_dim: usize,
 
+    /// Measure retrieval quality only: recall@5 and MRR@10 of full-text,
+    /// semantic and hybrid search over the built-in evaluation set (a SQLite
+    /// plugin, the local all-MiniLM-L6-v2 model; no Postgres needed).
+    #[arg(long)]
+    pub quality: bool,
+
+    /// Measure the local embedding model's speed only (one 50-word memory:
+    /// p50 and p99; batches of 64: memories/s). Combines with --quality.
+    #[arg(long)]
+    pub embedding: bool,
+
+    /// Threads of the local embedding model for --quality and --embedding
+    /// [default: memory-embed's, min(cores, 4)].
+    #[arg(long, value_name = "N")]
+    pub embed_threads: Option<usize>,
+
     /// Exit 1 when a figure misses its target (never in --quick mode).
     #[arg(long)]
     pub fail_on_miss: bool,
@@ -135,6 +151,9 @@ pub struct Plan {
     pub fail_on_miss: bool,
     pub json: bool,
     pub markdown: bool,
+    pub quality: bool,
+    pub embedding: bool,
+    pub embed_threads: Option<usize>,
 }
 
 impl Options {
@@ -225,6 +244,9 @@ impl Options {
             fail_on_miss: self.fail_on_miss && !quick,
             json: self.json,
             markdown: self.markdown,
+            quality: self.quality,
+            embedding: self.embedding,
+            embed_threads: self.embed_threads,
         })
     }
 }
