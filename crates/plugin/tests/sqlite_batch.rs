@@ -12,31 +12,9 @@ use memory_contract::{
 };
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError, StoreResult};
+use memory_testkit::TempDir;
 use serde_json::json;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-sqlite-batch-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const LIVE: &[&str] = &["workspace:a", "team:b", "org:c", "custom:d"];
 const EXPIRED: &str = "custom:expired";
@@ -128,7 +106,7 @@ fn writes(rng: &mut Rng, ids: &[Uuid], n: usize) -> Vec<BatchWrite> {
 }
 
 async fn open(dir: &TempDir, name: &str) -> SqliteStore {
-    let url = format!("sqlite:{}", dir.0.join(name).display());
+    let url = dir.sqlite_url(name);
     let store = SqliteStore::open(&url, SqliteOptions { embedding_dim: 4 })
         .await
         .expect("open");
@@ -210,7 +188,7 @@ async fn sorted_rows(store: &SqliteStore, pool: &[Uuid], started: DateTime<Utc>)
 
 #[tokio::test]
 async fn batches_answer_and_store_exactly_what_single_writes_do() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-batch");
     let batched = open(&dir, "batched.db").await;
     let single = open(&dir, "single.db").await;
     let started = Utc::now();

@@ -11,9 +11,8 @@ use memory_contract::{
 use memory_plugin::server::{self, ServerConfig};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError};
+use memory_testkit::TempDir;
 use serde_json::json;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -29,30 +28,8 @@ const NAMESPACES: usize = 4;
 
 const EMBEDDING_DIM: usize = 8;
 
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-sqlite-concurrency-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn file_store(dir: &TempDir) -> Arc<dyn Store> {
-    let url = format!("sqlite:{}", dir.0.join("load.db").display());
+    let url = dir.sqlite_url("load.db");
     let store = SqliteStore::open(
         &url,
         SqliteOptions {
@@ -267,7 +244,7 @@ async fn create_namespaces(store: &dyn Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_tasks_writing_and_searching_meet_no_error() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-concurrency");
     let store = file_store(&dir).await;
     create_namespaces(&*store).await;
     let deadline = Instant::now() + SOAK_DURATION;
@@ -434,7 +411,7 @@ async fn http_step(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_http_clients_writing_and_searching_get_no_5xx() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-concurrency");
     let store = file_store(&dir).await;
     create_namespaces(&*store).await;
     let server = server::spawn(

@@ -11,37 +11,11 @@ use memory_contract::{
 };
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store};
+use memory_testkit::TempDir;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use uuid::Uuid;
-
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-sqlite-fts-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const NAMESPACES: &[&str] = &["workspace:a", "team:b", "org:c", "custom:d", "custom:e"];
 
@@ -252,7 +226,7 @@ async fn assert_same_as_bm25(store: &SqliteStore, path: &Path, phase: &str) {
 
 #[tokio::test]
 async fn scores_are_bm25_of_the_content_through_every_kind_of_change() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-fts");
     let path = dir.path("rank.db");
     let store = open(&path).await;
     create_namespaces(&store).await;
@@ -466,7 +440,7 @@ async fn fts_root_page(path: &Path) -> i64 {
 
 #[tokio::test]
 async fn a_version_1_file_gets_the_namespace_index_at_its_first_open_only() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-fts");
     let path = dir.path("v1.db");
     make_version_1_file(&path).await;
     let mut conn = inspect(&path).await;
@@ -523,7 +497,7 @@ async fn assert_same_as_bm25_on(store: &SqliteStore, path: &Path, namespaces: &[
 #[tokio::test]
 async fn the_public_statement_run_directly_answers_as_the_store() {
     use memory_plugin::store::sqlite::{full_text_arguments, full_text_sql, prepare_connection};
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-fts");
     let path = dir.path("direct.db");
     let store = open(&path).await;
     create_namespaces(&store).await;

