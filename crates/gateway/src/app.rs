@@ -6,7 +6,7 @@ use crate::auth::Secret;
 use crate::directory::{redact_url, Directory, DEFAULT_DATABASE_URL};
 use crate::http::{router, AppState};
 use crate::limit::{RateLimit, RateLimiter};
-use crate::service::Gateway;
+use crate::service::{EmbedUse, Gateway};
 use anyhow::Context as _;
 use memory_client::{BreakerPolicy, Client, ClientConfig};
 use std::future::Future;
@@ -78,6 +78,36 @@ pub struct Settings {
         global = true
     )]
     pub rate_burst: f64,
+    /// Embeddings for recall by meaning: `local` (all-MiniLM-L6-v2 in this
+    /// process), `remote` (an OpenAI-compatible endpoint) or `off`. Unset:
+    /// remote when --embed-url is set, else local when the model files are
+    /// found, else off (one log line says how to turn it on).
+    #[arg(long, env = "MEMORY_EMBED", global = true)]
+    pub embed: Option<String>,
+    /// Directory holding the local model's model.safetensors,
+    /// tokenizer.json and config.json.
+    #[arg(long, env = "MEMORY_EMBED_MODEL_DIR", global = true)]
+    pub embed_model_dir: Option<PathBuf>,
+    /// Threads the local model may use (default: the cores, at most 4).
+    #[arg(long, env = "MEMORY_EMBED_THREADS", global = true)]
+    pub embed_threads: Option<String>,
+    /// The remote embedding endpoint (OpenAI-compatible `/v1/embeddings`).
+    #[arg(long, env = "MEMORY_EMBED_URL", global = true)]
+    pub embed_url: Option<String>,
+    /// The `model` the remote endpoint is asked for.
+    #[arg(long, env = "MEMORY_EMBED_MODEL", global = true)]
+    pub embed_model: Option<String>,
+    /// Bearer token of the remote endpoint (never logged).
+    #[arg(
+        long,
+        env = "MEMORY_EMBED_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub embed_api_key: Option<String>,
+    /// The dimension the remote model must return (default: the plugin's).
+    #[arg(long, env = "MEMORY_EMBED_DIMENSION", global = true)]
+    pub embed_dimension: Option<String>,
     /// Log filter (tracing EnvFilter syntax, e.g. `info,memory_gateway=debug`).
     #[arg(
         long,
@@ -167,6 +197,58 @@ impl Settings {
             })
     }
 
+    /// The embedding configuration: these settings (flags or their
+    /// `MEMORY_EMBED*` variables), the environment for the rest (where the
+    /// model files are looked for).
+    ///
+    /// # Errors
+    ///
+    /// A bad value, naming its variable.
+    pub fn embed_config(&self) -> anyhow::Result<memory_embed::EmbedConfig> {
+        let set = |name: &str| -> Option<String> {
+            match name {
+                "MEMORY_EMBED" => self.embed.clone(),
+                "MEMORY_EMBED_MODEL_DIR" => self
+                    .embed_model_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string()),
+                "MEMORY_EMBED_THREADS" => self.embed_threads.clone(),
+                "MEMORY_EMBED_URL" => self.embed_url.clone(),
+                "MEMORY_EMBED_MODEL" => self.embed_model.clone(),
+                "MEMORY_EMBED_API_KEY" => self.embed_api_key.clone(),
+                "MEMORY_EMBED_DIMENSION" => self.embed_dimension.clone(),
+                other => std::env::var(other).ok(),
+            }
+        };
+        memory_embed::EmbedConfig::from_lookup(set).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Builds the embedder the settings ask for (`None`: off), logging
+    /// which one it is, or the one line saying how to turn it on.
+    ///
+    /// # Errors
+    ///
+    /// A bad setting, or model files that cannot be loaded.
+    pub async fn embedder(&self) -> anyhow::Result<Option<Arc<dyn memory_embed::Embedder>>> {
+        let config = self.embed_config()?;
+        if let Some(notice) = &config.notice {
+            tracing::info!("{notice}");
+            return Ok(None);
+        }
+        let shown = config.describe();
+        let embedder = tokio::task::spawn_blocking(move || memory_embed::build_embedder(&config))
+            .await
+            .context("the embedder's loader stopped")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match &embedder {
+            Some(e) => {
+                tracing::info!(embedder = %e.describe(), "{shown}: memories and queries are embedded for recall by meaning")
+            }
+            None => tracing::info!("{shown} (MEMORY_EMBED=off): recall by keywords only"),
+        }
+        Ok(embedder)
+    }
+
     /// Connects everything: directory, plugin (or the embedded one).
     ///
     /// # Errors
@@ -176,6 +258,7 @@ impl Settings {
     /// the store is unavailable until it answers.
     pub async fn assemble(&self) -> anyhow::Result<Assembled> {
         let directory = self.directory().await?;
+        let embedder = self.embedder().await?;
         let (plugin_url, embedded) = match self
             .plugin_url
             .as_deref()
@@ -184,17 +267,17 @@ impl Settings {
         {
             Some(url) => (url.to_string(), None),
             None => {
-                let store = memory_plugin::store::open(
-                    Some(&self.store_url),
-                    &memory_plugin::store::OpenOptions::default(),
-                )
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot open the embedded store {}: {e}",
-                        redact_url(&self.store_url)
-                    )
-                })?;
+                // The store's own default dimension: that of the embeddings the
+                // file holds, else the local model's (a mismatch is logged).
+                let options = memory_plugin::store::OpenOptions::default();
+                let store = memory_plugin::store::open(Some(&self.store_url), &options)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot open the embedded store {}: {e}",
+                            redact_url(&self.store_url)
+                        )
+                    })?;
                 let server = memory_plugin::server::spawn(
                     store,
                     memory_plugin::server::ServerConfig::default(),
@@ -229,8 +312,20 @@ impl Settings {
             per_second: self.rate_limit.max(0.0),
             burst: self.rate_burst.max(1.0),
         });
+        let gateway = Gateway::new(directory, plugin, limiter).with_embedder(embedder);
+        if gateway.embedder().is_some() {
+            // Logs the dimension mismatch now, when the plugin answered.
+            match gateway.embed_use_now() {
+                EmbedUse::Off if gateway.plugin().capabilities().is_some() && !gateway.plugin().supports("embedding") => {
+                    tracing::info!("the plugin does not advertise `embedding`: memories are stored without embeddings and recalled by keywords")
+                }
+                EmbedUse::Off => {}
+                EmbedUse::Semantic => tracing::info!("the plugin takes embeddings (no `hybrid`): a recall with a query is ranked by its embedding"),
+                EmbedUse::Hybrid => tracing::info!("the plugin takes embeddings and `hybrid`: a recall with a query ranks by keywords and meaning together"),
+            }
+        }
         Ok(Assembled {
-            gateway: Arc::new(Gateway::new(directory, plugin, limiter)),
+            gateway: Arc::new(gateway),
             embedded,
         })
     }

@@ -20,7 +20,9 @@
 //! cursor `next_after` is `<namespace>/<last id>`, so every memory appears
 //! exactly once however many pages it takes, and each page is sorted newest
 //! first. A plugin without `list` answers its 100 newest (no cursor); a
-//! search (`q`) answers its best matches in one page.
+//! search (`q`) answers its best matches in one page; with `mode=semantic`
+//! (offered when `semantic_search` is true) the query's embedding ranks
+//! them too, as `recall_memory` does.
 
 use crate::auth::Caller;
 use crate::http::{envelope, AppState};
@@ -242,6 +244,9 @@ struct ListParams {
     kind: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+    /// `fulltext` (the default) or `semantic`: the search by meaning
+    /// (hybrid when the plugin offers it), when the gateway embeds.
+    mode: Option<String>,
 }
 
 /// A memory as the inspector shows it: the stored text (never prefixed),
@@ -396,6 +401,20 @@ async fn memories(
             .map(str::trim)
             .filter(|q| !q.is_empty())
             .map(str::to_string);
+        let by_meaning = match params
+            .mode
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            None | Some("fulltext") => false,
+            Some("semantic") => true,
+            Some(other) => {
+                return Err(Refusal::bad_request(format!(
+                    "unknown mode {other:?}: use fulltext or semantic"
+                )))
+            }
+        };
         let after = params
             .after
             .as_deref()
@@ -421,15 +440,26 @@ async fn memories(
             }
             let limit = parse_limit(params.limit.as_deref(), MAX_SEARCH)?;
             let mode = if query.is_some() { "search" } else { "recent" };
-            let rows = gw
-                .search(
+            let rows = if by_meaning {
+                gw.search_by_meaning(
+                    selected.clone(),
+                    query,
+                    kinds,
+                    i64::from(limit),
+                    "listing memories",
+                    &service::QueryVector::new(),
+                )
+                .await?
+            } else {
+                gw.search(
                     selected.clone(),
                     query,
                     kinds,
                     i64::from(limit),
                     "listing memories",
                 )
-                .await?;
+                .await?
+            };
             (rows, None, mode)
         };
         if mode == "list" {

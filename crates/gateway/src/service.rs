@@ -9,14 +9,17 @@ use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
 use memory_client::{Client, ClientError};
 use memory_contract::{
-    ErrorCode, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
-    SearchRequest, WriteAck,
+    capability, ErrorCode, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
+    NamespaceUpsert, RankMode, SearchRequest, WriteAck,
 };
+use memory_embed::Embedder;
 use memory_namespace::{LegacyScope, NamespaceEntry, WorkspaceAccess};
 use memory_redact::Redactor;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -26,6 +29,96 @@ pub const MAX_CONTENT_BYTES: usize = 32 * 1024;
 pub const RECALL_LIMIT: i64 = 50;
 /// How long a summary lives unless the caller says otherwise.
 pub const SUMMARY_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// Longest wait for one embedding; past it the write goes on without one
+/// and the search by keywords only.
+pub const EMBED_BUDGET: Duration = Duration::from_secs(10);
+
+/// How the gateway uses its embedder with the plugin it talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedUse {
+    /// No vectors: no embedder, a plugin without `embedding`, or a
+    /// dimension the plugin does not store.
+    Off,
+    /// Vectors on writes; a query's vector alone ranks a search (the v1
+    /// rule: an embedding wins over a query).
+    Semantic,
+    /// Vectors on writes; a search sends the query and its vector with
+    /// `mode: hybrid` (the plugin fuses both rankings).
+    Hybrid,
+}
+
+/// What to do given the plugin's advertised capabilities and dimension and
+/// the embedder's dimension (0 while a remote embedder has not answered
+/// yet). `Err((plugin, embedder))` when the dimensions are known to differ.
+///
+/// # Errors
+///
+/// The two dimensions, when both are known and differ.
+pub fn embed_use(
+    embedding: bool,
+    hybrid: bool,
+    plugin_dimension: Option<usize>,
+    embedder_dimension: usize,
+) -> Result<EmbedUse, (usize, usize)> {
+    if !embedding {
+        return Ok(EmbedUse::Off);
+    }
+    if let Some(p) = plugin_dimension {
+        if embedder_dimension != 0 && p != embedder_dimension {
+            return Err((p, embedder_dimension));
+        }
+    }
+    Ok(if hybrid {
+        EmbedUse::Hybrid
+    } else {
+        EmbedUse::Semantic
+    })
+}
+
+/// The search request for `query` with its vector (if any) under `how`.
+pub fn search_request(
+    namespaces: Vec<String>,
+    query: Option<String>,
+    kinds: Option<Vec<MemoryKind>>,
+    limit: i64,
+    vector: Option<Vec<f32>>,
+    how: EmbedUse,
+) -> SearchRequest {
+    let (embedding, mode) = match (vector, how) {
+        (Some(v), EmbedUse::Hybrid) if query.is_some() => (Some(v), Some(RankMode::Hybrid)),
+        (Some(v), EmbedUse::Semantic | EmbedUse::Hybrid) => (Some(v), None),
+        _ => (None, None),
+    };
+    SearchRequest {
+        namespaces,
+        query,
+        kinds,
+        limit: Some(limit),
+        embedding,
+        mode,
+    }
+}
+
+/// Whether a plugin's refusal is about an embedding's dimension.
+fn refuses_dimension(e: &ClientError) -> bool {
+    match e {
+        ClientError::Api { status: 400, error } => {
+            let m = error.message.to_ascii_lowercase();
+            m.contains("dimension")
+        }
+        ClientError::Validation(v) => v.to_string().to_ascii_lowercase().contains("dimension"),
+        _ => false,
+    }
+}
+
+/// The embedder and what the gateway learnt about the plugin's vectors.
+struct Embedding {
+    embedder: Arc<dyn Embedder>,
+    /// The plugin refused a vector for its dimension: no more vectors.
+    refused: AtomicBool,
+    /// The plugin dimension the last mismatch line was logged for (0: none).
+    mismatch_logged: AtomicUsize,
+}
 
 /// Why a call was refused or failed. Every message is a sentence an agent
 /// can act on; none holds content or a secret.
@@ -329,6 +422,8 @@ pub struct Gateway {
     redactor: Redactor,
     metrics: Metrics,
     limiter: RateLimiter,
+    /// The embedder, when embedding is on.
+    embedding: Option<Embedding>,
     /// The access each workspace had at its last call: only a guess that
     /// lets a read start while the access is derived again (see
     /// [`Gateway::read_as`]); never used to allow anything by itself.
@@ -346,7 +441,132 @@ impl Gateway {
             redactor: Redactor::new(),
             metrics: Metrics::default(),
             limiter,
+            embedding: None,
             last_access: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The same gateway embedding memories and queries with `embedder`
+    /// (`None`: keyword search only, as without this call).
+    pub fn with_embedder(mut self, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        self.embedding = embedder.map(|embedder| Embedding {
+            embedder,
+            refused: AtomicBool::new(false),
+            mismatch_logged: AtomicUsize::new(0),
+        });
+        self
+    }
+
+    /// The embedder, when one is configured.
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.embedding.as_ref().map(|e| &e.embedder)
+    }
+
+    /// How vectors are used with the plugin as last seen (its `/v1/health`
+    /// capabilities, refreshed whenever the gateway's health is asked and
+    /// whenever none is known). A known dimension mismatch logs one line
+    /// naming both numbers (once per plugin dimension) and turns vectors
+    /// off.
+    pub async fn embed_use(&self) -> EmbedUse {
+        let Some(e) = &self.embedding else {
+            return EmbedUse::Off;
+        };
+        if e.refused.load(Ordering::Relaxed) {
+            return EmbedUse::Off;
+        }
+        if self.plugin.capabilities().is_none() {
+            // The plugin was down at start: look again.
+            let _ = self.plugin.refresh_capabilities().await;
+        }
+        self.embed_use_now()
+    }
+
+    /// [`Gateway::embed_use`] from the capability snapshot as it is.
+    pub fn embed_use_now(&self) -> EmbedUse {
+        let Some(e) = &self.embedding else {
+            return EmbedUse::Off;
+        };
+        if e.refused.load(Ordering::Relaxed) {
+            return EmbedUse::Off;
+        }
+        match embed_use(
+            self.plugin.supports(capability::EMBEDDING),
+            self.plugin.supports(capability::HYBRID),
+            self.plugin.embedding_dimension(),
+            e.embedder.dimension(),
+        ) {
+            Ok(how) => how,
+            Err((plugin, embedder)) => {
+                if e.mismatch_logged.swap(plugin, Ordering::Relaxed) != plugin {
+                    tracing::warn!(
+                        plugin_dimension = plugin,
+                        embedder_dimension = embedder,
+                        "embedding disabled: the plugin stores {plugin}-dimensional embeddings but the embedder ({}) makes {embedder}-dimensional ones; memories are written and recalled without embeddings (keyword search only). Set MEMORY_PLUGIN_EMBEDDING_DIM={embedder} on the plugin, or choose an embedder of {plugin} dimensions",
+                        e.embedder.describe()
+                    );
+                }
+                EmbedUse::Off
+            }
+        }
+    }
+
+    /// The vector of `text`, or `None` (logged without the text) when the
+    /// embedder fails or takes longer than [`EMBED_BUDGET`].
+    async fn embed_text(&self, text: &str, what: &str) -> Option<Vec<f32>> {
+        let e = self.embedding.as_ref()?;
+        let started = Instant::now();
+        let answer =
+            tokio::time::timeout(EMBED_BUDGET, e.embedder.embed(&[text.to_string()])).await;
+        match answer {
+            Ok(Ok(mut vectors)) if vectors.len() == 1 => {
+                let v = vectors.pop().unwrap_or_default();
+                if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
+                    tracing::warn!(
+                        what,
+                        "the embedder answered an unusable vector; going on without an embedding"
+                    );
+                    return None;
+                }
+                tracing::debug!(
+                    what,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "embedded"
+                );
+                Some(v)
+            }
+            Ok(Ok(vectors)) => {
+                tracing::warn!(what, answered = vectors.len(), "the embedder answered the wrong number of vectors; going on without an embedding");
+                None
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(what, error = %err, "embedding failed; going on without an embedding");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    what,
+                    budget_s = EMBED_BUDGET.as_secs(),
+                    "embedding took too long; going on without an embedding"
+                );
+                None
+            }
+        }
+    }
+
+    /// Notes that the plugin refused a vector for its dimension: vectors
+    /// stop for this plugin (logged once).
+    fn stop_embedding(&self, e: &ClientError, length: usize) {
+        if let Some(emb) = &self.embedding {
+            if !emb.refused.swap(true, Ordering::Relaxed) {
+                let message = match e {
+                    ClientError::Api { error, .. } => error.message.clone(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(
+                    embedder_dimension = length,
+                    "embedding disabled: the plugin refused a {length}-dimensional embedding ({message}); memories are written and recalled without embeddings from now on"
+                );
+            }
         }
     }
 
@@ -429,11 +649,11 @@ impl Gateway {
         })
     }
 
-    /// Whether the gateway can turn a query into an embedding. It cannot
-    /// yet, so semantic search is offered nowhere, even when the plugin
-    /// advertises `embedding`.
+    /// Whether the gateway can turn a query into an embedding the plugin
+    /// takes (an embedder, a plugin advertising `embedding`, and no known
+    /// dimension mismatch).
     pub fn can_embed(&self) -> bool {
-        false
+        self.embed_use_now() != EmbedUse::Off
     }
 
     /// Takes one call from `workspace`'s rate-limit bucket (REST calls
@@ -557,6 +777,7 @@ impl Gateway {
     ) -> Result<String, ToolError> {
         let scope = parse_scope(args.scope.as_deref())?;
         let query = args.query;
+        let vector = &QueryVector::new();
         let memories = self
             .read_as(ws, |access| {
                 let namespaces: Vec<String> = match scope {
@@ -571,8 +792,15 @@ impl Gateway {
                 };
                 let query = query.clone();
                 async move {
-                    self.search(namespaces, query, None, RECALL_LIMIT, "recalling memories")
-                        .await
+                    self.search_by_meaning(
+                        namespaces,
+                        query,
+                        None,
+                        RECALL_LIMIT,
+                        "recalling memories",
+                        vector,
+                    )
+                    .await
                 }
             })
             .await?;
@@ -694,6 +922,7 @@ impl Gateway {
         };
         let requested = args.namespaces;
         let query = args.query;
+        let vector = &QueryVector::new();
         let memories = self
             .read_as(ws, |access| {
                 let namespaces: Vec<String> = match &requested {
@@ -719,8 +948,15 @@ impl Gateway {
                         // Nothing readable was asked for: an empty answer.
                         return Ok(Vec::new());
                     }
-                    self.search(namespaces, query, kinds, limit, "searching memories")
-                        .await
+                    self.search_by_meaning(
+                        namespaces,
+                        query,
+                        kinds,
+                        limit,
+                        "searching memories",
+                        vector,
+                    )
+                    .await
                 }
             })
             .await?;
@@ -856,8 +1092,9 @@ impl Gateway {
         }
     }
 
-    /// Searches the plugin. The caller has already checked `namespaces`
-    /// against the workspace's access; rows of other namespaces are dropped.
+    /// Searches the plugin by keywords only. The caller has already checked
+    /// `namespaces` against the workspace's access; rows of other namespaces
+    /// are dropped.
     ///
     /// # Errors
     ///
@@ -870,37 +1107,72 @@ impl Gateway {
         limit: i64,
         doing: &str,
     ) -> Result<Vec<Memory>, ToolError> {
-        let query = query
-            .map(|q| q.trim().to_string())
-            .filter(|q| !q.is_empty());
-        if let Some(q) = &query {
-            if q.len() > MAX_CONTENT_BYTES {
-                return Err(ToolError::Invalid(format!(
-                    "`query` is {} bytes; the limit is {MAX_CONTENT_BYTES}",
-                    q.len()
-                )));
-            }
-        }
-        let request = SearchRequest {
-            namespaces,
-            query,
-            kinds,
-            limit: Some(limit),
-            embedding: None,
-            mode: None,
+        let query = clean_query(query)?;
+        let request = search_request(namespaces, query, kinds, limit, None, EmbedUse::Off);
+        self.run_search(request, doing).await
+    }
+
+    /// As [`Gateway::search`], with the query's vector when the gateway
+    /// embeds and the plugin takes vectors: `mode: hybrid` when the plugin
+    /// advertises `hybrid`, else the vector alone ranks (v1 semantics).
+    /// `vector` holds the query's vector once computed, so a read that runs
+    /// twice (see [`Gateway::read_as`]) embeds once. When the embedder
+    /// fails, the search runs by keywords.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::search`].
+    pub async fn search_by_meaning(
+        &self,
+        namespaces: Vec<String>,
+        query: Option<String>,
+        kinds: Option<Vec<MemoryKind>>,
+        limit: i64,
+        doing: &str,
+        vector: &QueryVector,
+    ) -> Result<Vec<Memory>, ToolError> {
+        let query = clean_query(query)?;
+        let (how, v) = match &query {
+            None => (EmbedUse::Off, None),
+            Some(q) => vector
+                .get_or_init(|| async {
+                    let how = self.embed_use().await;
+                    if how == EmbedUse::Off {
+                        return (how, None);
+                    }
+                    // The text is redacted as a memory would be: a secret in
+                    // a query never reaches a remote embedder.
+                    let redacted = self.redactor.redact(q).text.into_owned();
+                    (how, self.embed_text(&redacted, "a query").await)
+                })
+                .await
+                .clone(),
         };
+        let request = search_request(namespaces, query, kinds, limit, v, how);
+        let length = request.embedding.as_ref().map_or(0, Vec::len);
+        match self.plugin.search(&request).await {
+            Err(e) if length > 0 && refuses_dimension(&e) => {
+                self.stop_embedding(&e, length);
+                let mut plain = request;
+                plain.embedding = None;
+                plain.mode = None;
+                self.run_search(plain, doing).await
+            }
+            answer => Ok(kept(&request, answer.map_err(|e| plugin_error(e, doing))?)),
+        }
+    }
+
+    async fn run_search(
+        &self,
+        request: SearchRequest,
+        doing: &str,
+    ) -> Result<Vec<Memory>, ToolError> {
         let answer = self
             .plugin
             .search(&request)
             .await
             .map_err(|e| plugin_error(e, doing))?;
-        // The plugin trusts the namespace list; keep only what was asked, in
-        // case a plugin answers more.
-        Ok(answer
-            .memories
-            .into_iter()
-            .filter(|m| request.namespaces.contains(&m.namespace))
-            .collect())
+        Ok(kept(&request, answer))
     }
 
     /// Checks, redacts, writes (creating the namespace when missing) and
@@ -925,7 +1197,13 @@ impl Gateway {
             tracing::info!(workspace = %ws, namespace, class = class.as_str(), "redacted a secret before storage");
         }
         let stored = redaction.text.into_owned();
-        let write = MemoryWrite {
+        // The vector is of the redacted text: what is stored is what is
+        // embedded, and a secret never reaches a remote embedder.
+        let embedding = match self.embed_use().await {
+            EmbedUse::Off => None,
+            EmbedUse::Semantic | EmbedUse::Hybrid => self.embed_text(&stored, "a memory").await,
+        };
+        let mut write = MemoryWrite {
             // The id makes the write an upsert, so the client may retry it.
             id: Some(Uuid::new_v4()),
             content: stored.clone(),
@@ -934,20 +1212,22 @@ impl Gateway {
             expires_at,
             propagation: None,
             pin,
-            embedding: None,
+            embedding,
             created_at: None,
         };
-        let ack = match self.plugin.write_memory(namespace, &write).await {
-            Ok(ack) => ack,
-            Err(ClientError::Api { status: 404, error }) if error.code == ErrorCode::NotFound => {
-                self.ensure_namespace(namespace).await?;
-                self.plugin
-                    .write_memory(namespace, &write)
-                    .await
-                    .map_err(|e| plugin_error(e, "saving the memory"))?
+        let ack = match self.write_creating(namespace, &write).await {
+            Err(WriteFailure::Plugin(e)) if write.embedding.is_some() && refuses_dimension(&e) => {
+                let length = write.embedding.as_ref().map_or(0, Vec::len);
+                self.stop_embedding(&e, length);
+                write.embedding = None;
+                self.write_creating(namespace, &write).await
             }
-            Err(e) => return Err(plugin_error(e, "saving the memory")),
+            other => other,
         };
+        let ack = ack.map_err(|e| match e {
+            WriteFailure::Namespace(t) => t,
+            WriteFailure::Plugin(e) => plugin_error(e, "saving the memory"),
+        })?;
         if namespace.starts_with("org:") {
             self.record_audit(AuditEntry {
                 at: Utc::now(),
@@ -961,6 +1241,28 @@ impl Gateway {
             .await;
         }
         Ok(ack)
+    }
+
+    /// Writes `write`, creating `namespace` first when the plugin does not
+    /// know it.
+    async fn write_creating(
+        &self,
+        namespace: &str,
+        write: &MemoryWrite,
+    ) -> Result<WriteAck, WriteFailure> {
+        match self.plugin.write_memory(namespace, write).await {
+            Ok(ack) => Ok(ack),
+            Err(ClientError::Api { status: 404, error }) if error.code == ErrorCode::NotFound => {
+                self.ensure_namespace(namespace)
+                    .await
+                    .map_err(WriteFailure::Namespace)?;
+                self.plugin
+                    .write_memory(namespace, write)
+                    .await
+                    .map_err(WriteFailure::Plugin)
+            }
+            Err(e) => Err(WriteFailure::Plugin(e)),
+        }
     }
 
     /// Creates `namespace` in the plugin unless it exists (with `list`, an
@@ -986,10 +1288,122 @@ impl Gateway {
     }
 }
 
+/// Why [`Gateway::write_creating`] failed.
+enum WriteFailure {
+    /// Creating the missing namespace failed (already told as a tool error).
+    Namespace(ToolError),
+    /// The write itself failed.
+    Plugin(ClientError),
+}
+
+/// A query's vector, computed at most once per call: how it was used, and
+/// the vector (`None` when embedding is off or failed).
+pub type QueryVector = tokio::sync::OnceCell<(EmbedUse, Option<Vec<f32>>)>;
+
+/// The trimmed query, `None` when blank.
+fn clean_query(query: Option<String>) -> Result<Option<String>, ToolError> {
+    let query = query
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
+    if let Some(q) = &query {
+        if q.len() > MAX_CONTENT_BYTES {
+            return Err(ToolError::Invalid(format!(
+                "`query` is {} bytes; the limit is {MAX_CONTENT_BYTES}",
+                q.len()
+            )));
+        }
+    }
+    Ok(query)
+}
+
+/// The plugin trusts the namespace list; keep only what was asked, in case
+/// a plugin answers more.
+fn kept(request: &SearchRequest, answer: memory_contract::SearchResponse) -> Vec<Memory> {
+    answer
+        .memories
+        .into_iter()
+        .filter(|m| request.namespaces.contains(&m.namespace))
+        .collect()
+}
+
 /// SHA-256 of `text`, as 64 lowercase hex digits.
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_use_of_vectors_follows_the_plugins_capabilities_and_dimension() {
+        assert_eq!(embed_use(false, false, None, 384), Ok(EmbedUse::Off));
+        assert_eq!(embed_use(false, true, Some(384), 384), Ok(EmbedUse::Off));
+        assert_eq!(
+            embed_use(true, false, Some(384), 384),
+            Ok(EmbedUse::Semantic)
+        );
+        assert_eq!(embed_use(true, true, Some(384), 384), Ok(EmbedUse::Hybrid));
+        // A v1 peer names no dimension: vectors are sent.
+        assert_eq!(embed_use(true, false, None, 384), Ok(EmbedUse::Semantic));
+        // A remote embedder that has not answered yet: sent too.
+        assert_eq!(embed_use(true, true, Some(1536), 0), Ok(EmbedUse::Hybrid));
+        assert_eq!(embed_use(true, true, Some(1536), 384), Err((1536, 384)));
+    }
+
+    #[test]
+    fn search_requests_carry_the_vector_as_the_plugin_takes_it() {
+        let ns = || vec!["workspace:a".to_string()];
+        let q = || Some("release".to_string());
+        let v = || Some(vec![0.5f32, 0.5]);
+
+        let hybrid = search_request(ns(), q(), None, 50, v(), EmbedUse::Hybrid);
+        assert_eq!(hybrid.mode, Some(RankMode::Hybrid));
+        assert_eq!(hybrid.query.as_deref(), Some("release"));
+        assert_eq!(hybrid.embedding, v());
+        assert_eq!(hybrid.limit, Some(50));
+        let wire = serde_json::to_value(&hybrid).unwrap();
+        assert_eq!(wire["mode"], "hybrid");
+
+        let semantic = search_request(ns(), q(), None, 20, v(), EmbedUse::Semantic);
+        assert_eq!(semantic.mode, None);
+        assert_eq!(semantic.embedding, v());
+        assert_eq!(semantic.mode(), memory_contract::SearchMode::Semantic);
+        assert!(serde_json::to_value(&semantic)
+            .unwrap()
+            .get("mode")
+            .is_none());
+
+        // No vector (off, or the embedder failed): the keyword search of today.
+        for how in [EmbedUse::Off, EmbedUse::Semantic, EmbedUse::Hybrid] {
+            let plain = search_request(ns(), q(), None, 20, None, how);
+            assert_eq!(plain.embedding, None);
+            assert_eq!(plain.mode, None);
+            assert_eq!(plain.mode(), memory_contract::SearchMode::FullText);
+        }
+        let off = search_request(ns(), q(), None, 20, v(), EmbedUse::Off);
+        assert_eq!((off.embedding, off.mode), (None, None));
+    }
+
+    #[test]
+    fn only_a_refusal_naming_the_dimension_stops_vectors() {
+        let api = |status: u16, message: &str| ClientError::Api {
+            status,
+            error: memory_contract::ErrorEnvelope {
+                code: ErrorCode::BadRequest,
+                message: message.to_string(),
+                details: None,
+            },
+        };
+        assert!(refuses_dimension(&api(
+            400,
+            "embedding has 384 dimensions; this store expects 1536"
+        )));
+        assert!(!refuses_dimension(&api(400, "content is empty")));
+        assert!(!refuses_dimension(&api(503, "dimension store down")));
+        assert!(!refuses_dimension(&ClientError::Timeout));
+    }
 }

@@ -309,6 +309,7 @@
     if (kind) params.set("kind", kind);
     const q = $("q").value.trim();
     if (q) params.set("q", q);
+    if (q && $("search-mode").value === "semantic") params.set("mode", "semantic");
     params.set("limit", String(PAGE_SIZE));
     return params;
   }
