@@ -65,6 +65,7 @@ impl Plugin {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("the binary did not start listening:\n{}", seen.join("\n"));
     }
 
