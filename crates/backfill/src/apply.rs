@@ -6,9 +6,16 @@
 //! a v1-only plugin). Completions are tracked in scan order so that the
 //! checkpoint only ever moves past rows whose writes were acknowledged.
 //! Memory stays bounded: the channel between stages holds a few batches.
+//!
+//! With `-embed`, a stage between the scanner and the senders gives every
+//! write that carries no embedding one from the model, [`EMBED_BATCH`] texts
+//! per call, while the senders write the batches already embedded.
+//!
+//! [`EMBED_BATCH`]: crate::embedding::EMBED_BATCH
 
 use crate::checkpoint::{self, CheckpointSlot};
 use crate::cli::Plan;
+use crate::embedding::{self, EmbedSetup};
 use crate::legacy::{self, LegacyError, LegacySchema, ScanFilter};
 use crate::mapping::{self, Carry, Skip};
 use crate::plugin::{self, NamespaceEnsurer, Plugin};
@@ -52,6 +59,8 @@ pub struct ApplyContext<'a> {
     pub plan: &'a Plan,
     /// Draw progress on stderr.
     pub show_progress: bool,
+    /// `-embed`: the embedder, already checked against the plugin.
+    pub embed: Option<&'a EmbedSetup>,
 }
 
 /// A batch cut by the scanner.
@@ -60,6 +69,8 @@ struct Batch {
     items: Vec<(BatchWrite, NamespaceKind)>,
     /// The last scanned row when the batch was cut (skipped rows included).
     covers_through: Option<Uuid>,
+    /// `-embed`: the batch could not be embedded; its rows fail (for now).
+    embed_error: Option<String>,
 }
 
 /// The result of sending one batch.
@@ -108,7 +119,7 @@ pub async fn decide_carry(plugin: &Plugin, schema: &LegacySchema) -> (Carry, Opt
 
 /// Writes and forgets one memory carrying an embedding of `dim` components
 /// in the checkpoint namespace, to learn whether the plugin takes that size.
-async fn probe_embedding_dim(plugin: &Plugin, dim: usize) -> Result<(), String> {
+pub(crate) async fn probe_embedding_dim(plugin: &Plugin, dim: usize) -> Result<(), String> {
     let ns = checkpoint::CHECKPOINT_NAMESPACE;
     plugin
         .client
@@ -272,8 +283,29 @@ pub async fn run(ctx: ApplyContext<'_>) -> Result<ApplyReport, ApplyError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(concurrency.max(2));
+    // With -embed the scanner feeds the embedding stage, which feeds the
+    // senders; the two channels hold a few batches each.
+    let (scan_tx, embed_stage) = match ctx.embed {
+        Some(setup) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+            // A restart passes over rows earlier runs copied: the plugin's
+            // copies that already hold an embedding are left alone.
+            let check = (plan.restart && plugin.caps.scan).then(|| plugin.clone());
+            let stage = tokio::spawn(embed_batches(
+                rx,
+                batch_tx,
+                setup.clone(),
+                check,
+                counters.clone(),
+            ));
+            (tx, Some(stage))
+        }
+        None => (batch_tx, None),
+    };
     let rows = legacy::spawn_scan(ctx.pool.clone(), ctx.schema, filter, carry.embedding);
     let batch_rows = if use_batch { plan.batch_rows } else { 1 };
+    // A vector's JSON (about 12 bytes a component) joins each write later.
+    let embed_bytes = ctx.embed.map_or(0, |e| e.dimension * 12);
     let scanner = scan_into_batches(
         rows,
         tree,
@@ -281,7 +313,8 @@ pub async fn run(ctx: ApplyContext<'_>) -> Result<ApplyReport, ApplyError> {
         plan.limit,
         batch_rows,
         plan.batch_bytes,
-        batch_tx,
+        embed_bytes,
+        scan_tx,
         counters.clone(),
         stop.clone(),
     );
@@ -297,6 +330,10 @@ pub async fn run(ctx: ApplyContext<'_>) -> Result<ApplyReport, ApplyError> {
         slot.clone(),
     );
     let (scan_result, send_result) = tokio::join!(scanner, sender);
+    let embed_result = match embed_stage {
+        Some(stage) => stage.await.unwrap_or_default(),
+        None => EmbedOutcome::default(),
+    };
     progress.finish().await;
 
     let mut report = ApplyReport {
@@ -319,6 +356,12 @@ pub async fn run(ctx: ApplyContext<'_>) -> Result<ApplyReport, ApplyError> {
     report.namespaces_existing = ensurer.existing.load(Ordering::Relaxed);
     report.namespaces_upserted_blind = ensurer.upserted_blind.load(Ordering::Relaxed);
     report.stopped = send_result.stopped.or(scan.read_error.clone());
+    if let Some(setup) = ctx.embed {
+        report.embedder = Some(setup.describe());
+        report.embedded = embed_result.embedded;
+        report.already_embedded = embed_result.already_embedded;
+        report.embed_seconds = embed_result.seconds;
+    }
 
     let reached_end = scan.reached_end && scan.read_error.is_none();
     let cursor = send_result.cursor;
@@ -377,6 +420,7 @@ async fn scan_into_batches(
     limit: Option<u64>,
     batch_rows: usize,
     batch_bytes: usize,
+    embed_bytes: usize,
     tx: tokio::sync::mpsc::Sender<Batch>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
@@ -423,7 +467,10 @@ async fn scan_into_batches(
             Ok((t, w))
         });
         match mapped {
-            Ok((target, (write, size))) => {
+            Ok((target, (write, mut size))) => {
+                if write.write.embedding.is_none() {
+                    size += embed_bytes;
+                }
                 count_target(&mut out.counts, &target);
                 *out.counts
                     .per_namespace_kind
@@ -434,6 +481,7 @@ async fn scan_into_batches(
                         seq,
                         items: std::mem::take(&mut items),
                         covers_through: id_before(row.id),
+                        embed_error: None,
                     };
                     seq += 1;
                     bytes = 0;
@@ -456,9 +504,118 @@ async fn scan_into_batches(
             seq,
             items,
             covers_through: last_scanned,
+            embed_error: None,
         })
         .await;
     out
+}
+
+/// What the embedding stage did.
+#[derive(Debug, Default)]
+struct EmbedOutcome {
+    embedded: u64,
+    already_embedded: u64,
+    seconds: f64,
+}
+
+/// The `-embed` stage: gives every write without an embedding one from the
+/// model, batch after batch, in scan order. With `check` (a restart pass on
+/// a plugin that can scan), rows whose copy in the plugin already holds an
+/// embedding and the same content and namespace are dropped from their
+/// batch first: the batch still covers them, nothing is rewritten or
+/// re-embedded. A batch that cannot be embedded goes on with its error, so
+/// its rows are reported and the checkpoint stops before them.
+async fn embed_batches(
+    mut rx: tokio::sync::mpsc::Receiver<Batch>,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+    setup: EmbedSetup,
+    check: Option<Plugin>,
+    counters: Arc<Counters>,
+) -> EmbedOutcome {
+    let mut out = EmbedOutcome::default();
+    while let Some(mut batch) = rx.recv().await {
+        if let Some(plugin) = &check {
+            match copies_with_embedding(plugin, &batch.items).await {
+                Ok(done) if !done.is_empty() => {
+                    let before = batch.items.len();
+                    batch.items.retain(|(w, _)| {
+                        w.write.embedding.is_some()
+                            || !w.write.id.is_some_and(|id| done.contains(&id))
+                    });
+                    out.already_embedded += (before - batch.items.len()) as u64;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    batch.embed_error = Some(format!(
+                        "reading the plugin's copies of this batch (to leave rows already embedded alone) failed: {e}"
+                    ))
+                }
+            }
+        }
+        let wanted: Vec<usize> = (0..batch.items.len())
+            .filter(|&i| batch.items[i].0.write.embedding.is_none())
+            .collect();
+        if batch.embed_error.is_none() && !wanted.is_empty() {
+            let texts: Vec<String> = wanted
+                .iter()
+                .map(|&i| batch.items[i].0.write.content.clone())
+                .collect();
+            match embedding::embed_texts(&setup, &texts, &counters).await {
+                Ok((vectors, seconds)) => {
+                    out.embedded += vectors.len() as u64;
+                    out.seconds += seconds;
+                    for (i, vector) in wanted.into_iter().zip(vectors) {
+                        batch.items[i].0.write.embedding = Some(vector);
+                    }
+                }
+                Err(e) => batch.embed_error = Some(e),
+            }
+        }
+        if tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// The ids among `items` (those still without an embedding) whose copy in
+/// the plugin holds an embedding, the same content and the same namespace.
+/// Batches cover a run of consecutive legacy ids, so one scan of their id
+/// range finds every copy.
+async fn copies_with_embedding(
+    plugin: &Plugin,
+    items: &[(BatchWrite, NamespaceKind)],
+) -> Result<std::collections::HashSet<Uuid>, String> {
+    let wanted: HashMap<Uuid, &BatchWrite> = items
+        .iter()
+        .filter(|(w, _)| w.write.embedding.is_none())
+        .filter_map(|(w, _)| w.write.id.map(|id| (id, w)))
+        .collect();
+    let mut found = std::collections::HashSet::new();
+    let (Some(low), Some(high)) = (wanted.keys().min(), wanted.keys().max()) else {
+        return Ok(found);
+    };
+    let before = high.as_u128().checked_add(1).map(Uuid::from_u128);
+    let mut after = id_before(*low);
+    loop {
+        let page = plugin
+            .client
+            .scan_memories_with_embeddings(after, before, 1000)
+            .await
+            .map_err(|e| plugin::one_line(&e))?;
+        for m in &page.memories {
+            if let Some(w) = wanted.get(&m.id) {
+                let has_vector = m.embedding.as_ref().is_some_and(|v| !v.is_empty());
+                if has_vector && m.namespace == w.namespace && m.content == w.write.content {
+                    found.insert(m.id);
+                }
+            }
+        }
+        match page.next_after {
+            Some(next) if Some(next) != after => after = Some(next),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// The largest id strictly below `current`. A batch is cut when the row
@@ -605,6 +762,19 @@ async fn send_one(
         transient: false,
         whole_batch_failed: false,
     };
+    if let Some(msg) = &batch.embed_error {
+        // The model or the plugin's scan failed: a later run may pass.
+        out.transient = true;
+        out.whole_batch_failed = true;
+        for (w, _) in &batch.items {
+            out.errors.push(RowError {
+                id: w.write.id,
+                namespace: Some(w.namespace.clone()),
+                message: msg.clone(),
+            });
+        }
+        return out;
+    }
     if batch.items.is_empty() {
         return out;
     }

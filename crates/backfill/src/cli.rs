@@ -99,6 +99,9 @@ pub struct Plan {
     pub restart: bool,
     /// Print the final report as JSON on stdout.
     pub json: bool,
+    /// Apply: compute an embedding for every copied row that carries none,
+    /// with the embedder the `MEMORY_EMBED*` variables describe.
+    pub embed: bool,
 }
 
 /// Default rows per batch request.
@@ -139,7 +142,7 @@ memory-backfill: copy legacy agent_memories rows into a Memory Plugin v1 server
 
 USAGE:
     memory-backfill -dry-run [-limit=N] [-workspace=UUID] [options]
-    memory-backfill -apply   [-limit=N] [-workspace=UUID] [-restart] [options]
+    memory-backfill -apply   [-limit=N] [-workspace=UUID] [-restart] [-embed] [options]
     memory-backfill -verify  [-verify-sample=N | -workspace=UUID | -all] [-seed=N] [options]
     memory-backfill -forget-checkpoint [options]
 
@@ -160,6 +163,13 @@ OPTIONS:
     -limit=N            Scan at most N legacy rows in this run (apply, dry-run).
     -workspace=UUID     Only this workspace's rows (apply, dry-run, verify).
     -restart            Apply: ignore the checkpoint and pass over the whole table.
+    -embed              Apply: embed every copied row that has no embedding (batches of
+                        64 texts, while earlier batches are written). The embedder comes
+                        from MEMORY_EMBED* (below); the plugin must advertise `embedding`
+                        with the embedder's dimension. With -restart, rows the plugin
+                        already holds with an embedding and the same content are left
+                        alone (needs `scan`), so a restart adds embeddings to rows an
+                        earlier run copied without one.
     -verify-sample=N    Verify: sample N workspaces instead of 50.
     -all                Verify: every workspace.
     -seed=N             Verify: seed for the random sample (printed when not given).
@@ -178,6 +188,11 @@ ENVIRONMENT:
     MEMORY_PLUGIN_URL     Target plugin base URL, e.g. http://127.0.0.1:8080
     MEMORY_PLUGIN_TOKEN   Bearer token for the plugin, when it requires one.
     MEMORY_PLUGIN_TIMEOUT Per-request timeout in seconds.
+    MEMORY_EMBED          -embed: local (all-MiniLM-L6-v2 in process) or remote; off is refused.
+    MEMORY_EMBED_MODEL_DIR  local: directory of model.safetensors, tokenizer.json, config.json.
+    MEMORY_EMBED_THREADS  local: threads the model may use.
+    MEMORY_EMBED_URL, MEMORY_EMBED_MODEL, MEMORY_EMBED_API_KEY, MEMORY_EMBED_DIMENSION
+                          remote: an OpenAI-compatible /v1/embeddings endpoint.
 
 EXIT CODES:
     0 success; 1 a row failed, a mismatch or an unverified workspace; 2 usage or
@@ -198,6 +213,7 @@ struct RawFlags {
     concurrency: Option<usize>,
     restart: bool,
     json: bool,
+    embed: bool,
     help: bool,
 }
 
@@ -303,6 +319,7 @@ where
             "all" => raw.all = true,
             "restart" => raw.restart = true,
             "json" => raw.json = true,
+            "embed" => raw.embed = true,
             "help" | "h" => raw.help = true,
             other => {
                 return Err(usage(format!(
@@ -430,6 +447,9 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
     if raw.restart && mode != Mode::Apply {
         return Err(usage("-restart only applies to -apply"));
     }
+    if raw.embed && mode != Mode::Apply {
+        return Err(usage("-embed only applies to -apply"));
+    }
     if mode == Mode::ForgetCheckpoint && (raw.limit.is_some() || raw.workspace.is_some()) {
         return Err(usage(
             "-forget-checkpoint removes the whole table's checkpoint; -limit and -workspace do not apply",
@@ -477,6 +497,7 @@ fn build_plan(raw: RawFlags) -> Result<Plan, UsageError> {
         concurrency: raw.concurrency.unwrap_or(0),
         restart: raw.restart,
         json: raw.json,
+        embed: raw.embed,
     })
 }
 
@@ -597,6 +618,16 @@ mod tests {
         assert!(err(&["-forget-checkpoint", &format!("-workspace={id}")]).contains("do not apply"));
         assert!(err(&["-forget-checkpoint", "-restart"]).contains("-restart"));
         assert!(err(&["-forget-checkpoint", "-all"]).contains("-verify"));
+    }
+
+    #[test]
+    fn embed_is_an_apply_flag() {
+        assert!(plan(&["-apply", "-embed"]).embed);
+        assert!(plan(&["--apply", "--embed", "-restart"]).embed);
+        assert!(!plan(&["-apply"]).embed);
+        assert!(err(&["-verify", "-embed"]).contains("-embed only applies to -apply"));
+        assert!(err(&["-dry-run", "-embed"]).contains("-apply"));
+        assert!(err(&["-apply", "-embed=yes"]).contains("takes no value"));
     }
 
     #[test]

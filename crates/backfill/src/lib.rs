@@ -6,7 +6,8 @@
 //! streams rows in id order; [`resolver`] places workspaces in their tree;
 //! [`mapping`] turns rows into plugin writes or skips; [`apply`] sends them
 //! (batched where the plugin allows) through [`plugin`], keeping a resumable
-//! [`checkpoint`] in the plugin; [`dry_run`] and [`verify`] read both sides
+//! [`checkpoint`] in the plugin, computing missing embeddings on the way
+//! with `-embed` ([`embedding`]); [`dry_run`] and [`verify`] read both sides
 //! and compare; [`report`] and [`progress`] are what a run prints. [`naive`]
 //! is the per-row method kept as a benchmark yardstick.
 
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dry_run;
+pub mod embedding;
 pub mod legacy;
 pub mod mapping;
 pub mod naive;

@@ -1,6 +1,7 @@
 //! Progress on stderr while a run works.
 //!
-//! On a terminal: one line redrawn in place with rows done, rate and ETA.
+//! On a terminal: one line redrawn in place with rows done, rate and ETA
+//! (and with `-embed`, memories embedded and their rate).
 //! Otherwise (logs, CI): a plain line every few seconds. The counters are
 //! atomics so the workers update them without locks.
 
@@ -16,6 +17,8 @@ pub struct Counters {
     pub written: AtomicU64,
     pub skipped: AtomicU64,
     pub errors: AtomicU64,
+    /// Texts embedded (`-embed`); shown with its own rate once non-zero.
+    pub embedded: AtomicU64,
 }
 
 impl Counters {
@@ -103,8 +106,17 @@ async fn draw_loop(
             Some(t) if t > 0 => format!(" ({:.1}%)", scanned as f64 * 100.0 / t as f64),
             _ => String::new(),
         };
+        let embedded = c.embedded.load(Ordering::Relaxed);
+        let embedding = if embedded > 0 {
+            format!(
+                ", {embedded} embedded ({:.1} embedded/s)",
+                embedded as f64 / secs
+            )
+        } else {
+            String::new()
+        };
         let line = format!(
-            "{label}: {scanned}{of_total}{pct} scanned, {written} written, {skipped} skipped, {errors} errors, {rate:.0} rows/s{eta}"
+            "{label}: {scanned}{of_total}{pct} scanned, {written} written, {skipped} skipped, {errors} errors, {rate:.0} rows/s{embedding}{eta}"
         );
         let mut err = std::io::stderr().lock();
         if tty {

@@ -137,6 +137,16 @@ pub struct ApplyReport {
     pub stopped: Option<String>,
     /// Columns not carried to the plugin, with rows holding non-default values.
     pub not_carried: BTreeMap<String, u64>,
+    /// `-embed`: the embedder (one line, never a secret); None without `-embed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+    /// `-embed`: rows given a freshly computed embedding in this run.
+    pub embedded: u64,
+    /// `-embed -restart`: rows left as they were because the plugin's copy
+    /// already holds an embedding and the same content and namespace.
+    pub already_embedded: u64,
+    /// `-embed`: seconds the embedder worked (summed over batches).
+    pub embed_seconds: f64,
     pub elapsed_seconds: f64,
 }
 
@@ -256,6 +266,22 @@ impl fmt::Display for ApplyReport {
                 "  not carried:        {col} ({n} rows with a non-default value)"
             );
         }
+        if let Some(embedder) = &self.embedder {
+            let _ = writeln!(
+                out,
+                "  embedded:           {} by {embedder} ({:.1} embedded/s while embedding, {:.1}/s over the run)",
+                self.embedded,
+                rate(self.embedded, self.embed_seconds),
+                rate(self.embedded, self.elapsed_seconds)
+            );
+            if self.already_embedded > 0 {
+                let _ = writeln!(
+                    out,
+                    "  already embedded:   {} (the plugin's copy has an embedding and the same content; left alone)",
+                    self.already_embedded
+                );
+            }
+        }
         let _ = writeln!(out, "  remaining:          {}", self.remaining);
         let _ = writeln!(
             out,
@@ -280,6 +306,15 @@ impl fmt::Display for ApplyReport {
         }
         let _ = writeln!(out, "  elapsed:            {:.1} s", self.elapsed_seconds);
         f.write_str(&out)
+    }
+}
+
+/// `n` per second over `secs` (0 when no time passed).
+pub fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
     }
 }
 

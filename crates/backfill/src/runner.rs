@@ -6,6 +6,7 @@
 
 use crate::cli::{Mode, Plan};
 use crate::config::{self, ConfigError, LegacyDbConfig};
+use crate::embedding::{self, EmbedSetup};
 use crate::legacy::{self, LegacySchema};
 use crate::plugin::Plugin;
 use crate::report::ApplyReport;
@@ -92,6 +93,15 @@ pub async fn connect_legacy(
 pub async fn run(plan: &Plan, show_progress: bool) -> Result<RunReport, FatalError> {
     let db = config::legacy_db_from_env()?;
     let plugin_url = config::plugin_url_from_env()?;
+    // -embed: the embedder is loaded (or refused) before anything connects.
+    let embed = match plan.embed {
+        true => Some(
+            embedding::embedder_from_env()
+                .await
+                .map_err(FatalError::Setup)?,
+        ),
+        false => None,
+    };
     // Apply reads with one streaming connection; verify and the dry-run diff
     // read one namespace per concurrent merge.
     let connections = match plan.mode {
@@ -109,10 +119,11 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<RunReport, FatalErr
         }
         other => FatalError::Unreachable(other.to_string()),
     })?;
-    run_with(plan, &pool, &schema, &plugin, show_progress).await
+    run_with_embedder(plan, &pool, &schema, &plugin, embed.as_ref(), show_progress).await
 }
 
-/// Runs the plan against connections the caller made.
+/// Runs the plan against connections the caller made (without an
+/// embedder: a `-embed` plan goes through [`run_with_embedder`]).
 ///
 /// # Errors
 ///
@@ -124,6 +135,61 @@ pub async fn run_with(
     plugin: &Plugin,
     show_progress: bool,
 ) -> Result<RunReport, FatalError> {
+    run_with_embedder(plan, pool, schema, plugin, None, show_progress).await
+}
+
+/// Checks that the plugin stores vectors of the embedder's dimension,
+/// before anything is written. A plugin that advertises `embedding` without
+/// its `embedding_dimension` is asked with one probe write.
+///
+/// # Errors
+///
+/// [`FatalError::Setup`] with a one-line message naming both dimensions.
+pub async fn check_embed_target(plugin: &Plugin, setup: &EmbedSetup) -> Result<(), FatalError> {
+    let advertised = plugin.client.embedding_dimension();
+    embedding::check_target(&plugin.display, plugin.caps.embedding, advertised, setup)
+        .map_err(FatalError::Setup)?;
+    if advertised.is_none() {
+        apply::probe_embedding_dim(plugin, setup.dimension)
+            .await
+            .map_err(|why| {
+                FatalError::Setup(format!(
+                    "-embed: the embedder ({}) makes {}-dimension vectors and {why}; nothing was written",
+                    setup.describe(),
+                    setup.dimension
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// [`run_with`] with the embedder of a `-embed` plan.
+///
+/// # Errors
+///
+/// [`FatalError::Setup`] when the run cannot start: also for `-embed`
+/// without an embedder, or a plugin that does not take its vectors.
+pub async fn run_with_embedder(
+    plan: &Plan,
+    pool: &PgPool,
+    schema: &LegacySchema,
+    plugin: &Plugin,
+    embed: Option<&EmbedSetup>,
+    show_progress: bool,
+) -> Result<RunReport, FatalError> {
+    let embed = match (plan.embed && plan.mode == Mode::Apply, embed) {
+        (true, Some(setup)) => {
+            check_embed_target(plugin, setup).await?;
+            Some(setup)
+        }
+        (true, None) => {
+            return Err(FatalError::Setup(
+                "-embed needs an embedder (MEMORY_EMBED=local or remote); nothing was written"
+                    .into(),
+            ))
+        }
+        (false, _) => None,
+    };
     match plan.mode {
         Mode::Apply => apply::run(apply::ApplyContext {
             pool,
@@ -131,6 +197,7 @@ pub async fn run_with(
             schema,
             plan,
             show_progress,
+            embed,
         })
         .await
         .map(RunReport::Apply)

@@ -70,6 +70,9 @@ pub struct Plan {
     /// Move memories without their embeddings (`-skip-embeddings`), for
     /// a target whose embedding dimension differs from the source's.
     pub skip_embeddings: bool,
+    /// Apply: compute an embedding for every memory that arrives without
+    /// one (`-embed`), with the embedder of the `MEMORY_EMBED*` variables.
+    pub embed: bool,
     pub json: bool,
 }
 
@@ -126,11 +129,19 @@ flags:
   -namespace=<name>        only this namespace
   -namespace-prefix=<p>    only namespaces whose name starts with <p>
   -skip-embeddings         leave embeddings behind (when the two dimensions differ)
+  -embed                   apply: embed every memory that arrives without an embedding
+                           (the source has none, or -skip-embeddings), 64 texts per call;
+                           a target row with an embedding and otherwise identical is left
+                           alone. The target must advertise `embedding` with the
+                           embedder's dimension
   --json                   print the report as JSON
   -help                    this text
 
 environment:
   MEMORY_MIGRATE_FROM_TOKEN, MEMORY_MIGRATE_TO_TOKEN   bearer tokens of the two plugins
+  MEMORY_EMBED (local | remote), MEMORY_EMBED_MODEL_DIR, MEMORY_EMBED_THREADS,
+  MEMORY_EMBED_URL, MEMORY_EMBED_MODEL, MEMORY_EMBED_API_KEY, MEMORY_EMBED_DIMENSION
+                                                       the embedder of -embed
 
 exit codes: 0 clean, 1 differences or row errors, 2 usage or configuration
 ";
@@ -164,6 +175,7 @@ where
     let (mut from_database, mut from_schema): (Option<String>, Option<String>) = (None, None);
     let mut json = false;
     let mut skip_embeddings = false;
+    let mut embed = false;
     let mut help = false;
     for flag in memory_backfill::cli::split_flags(&args, VALUE_FLAGS).map_err(usage)? {
         let name = flag.name;
@@ -211,6 +223,7 @@ where
             "verify" => modes.push(Mode::Verify),
             "json" => json = true,
             "skip-embeddings" => skip_embeddings = true,
+            "embed" => embed = true,
             "help" | "h" => help = true,
             other => {
                 return Err(usage(format!(
@@ -233,6 +246,9 @@ where
             )));
         }
     };
+    if embed && mode != Mode::Apply {
+        return Err(usage("-embed only applies to -apply"));
+    }
     let nonblank = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let from_database = nonblank(from_database);
     let to = nonblank(to)
@@ -289,6 +305,7 @@ where
             namespace_prefix: prefix,
         },
         skip_embeddings,
+        embed,
         json,
     })))
 }
@@ -428,6 +445,17 @@ mod tests {
             "-to=http://b"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn embed_is_an_apply_flag() {
+        let p = plan(&["-apply", "-embed", "-from=http://a", "-to=http://b"]).unwrap();
+        assert!(p.embed);
+        let p = plan(&["-apply", "-from=http://a", "-to=http://b"]).unwrap();
+        assert!(!p.embed);
+        let e = plan(&["-verify", "-embed", "-from=http://a", "-to=http://b"]).unwrap_err();
+        assert!(e.0.contains("-embed only applies to -apply"), "{e}");
+        assert!(plan(&["-dry-run", "--embed", "-from=http://a", "-to=http://b"]).is_err());
     }
 
     #[test]

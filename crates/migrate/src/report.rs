@@ -71,6 +71,13 @@ pub struct Report {
     /// False when `-limit` stopped the run early.
     pub complete: bool,
     pub stopped: Option<String>,
+    /// `-embed`: the embedder (one line, never a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+    /// `-embed`: memories given a freshly computed embedding.
+    pub embedded: u64,
+    /// `-embed`: seconds the embedder worked (summed over its calls).
+    pub embed_seconds: f64,
     pub elapsed_seconds: f64,
 }
 
@@ -102,6 +109,9 @@ impl Report {
             not_carried: Vec::new(),
             complete: true,
             stopped: None,
+            embedder: None,
+            embedded: 0,
+            embed_seconds: 0.0,
             elapsed_seconds: 0.0,
         }
     }
@@ -159,6 +169,15 @@ impl fmt::Display for Report {
             Mode::Verify => {}
         }
         let _ = writeln!(out, "  skipped (expired): {}", self.skipped_expired);
+        if let Some(embedder) = &self.embedder {
+            let _ = writeln!(
+                out,
+                "  embedded: {} by {embedder} ({:.1} embedded/s while embedding, {:.1}/s over the run)",
+                self.embedded,
+                memory_backfill::report::rate(self.embedded, self.embed_seconds),
+                memory_backfill::report::rate(self.embedded, self.elapsed_seconds)
+            );
+        }
         if self.mode != Mode::Verify {
             let _ = writeln!(
                 out,

@@ -5,6 +5,9 @@
 //! same range ([`crate::compare::Merger`]). Apply writes what is missing or
 //! different; dry-run counts it; verify reports it by kind, first narrowing
 //! the ranges to the checksum buckets that differ when both sides can.
+//! With `-embed`, apply gives every memory that arrives without an
+//! embedding one from the model just before its batch is written; the four
+//! ranges run at once, so one range's model work overlaps another's writes.
 
 use crate::checkpoint::{self, RangeProgress, Slot};
 use crate::cli::{mask_url, shown_url, Mode, Plan};
@@ -15,6 +18,7 @@ use crate::db::Db;
 use crate::report::{Difference, Report, RowError};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use memory_backfill::embedding::{self, EmbedSetup};
 use memory_backfill::plugin::{is_transient, is_transient_code, one_line};
 use memory_backfill::progress::{Counters, Progress};
 use memory_client::{Client, ClientConfig};
@@ -81,6 +85,8 @@ struct Ctx<'a> {
     keep_created_at: bool,
     /// Embeddings are read from the source and written to the target.
     embeddings: bool,
+    /// `-embed`: memories arriving without an embedding get one from here.
+    embed: Option<EmbedSetup>,
     now: DateTime<Utc>,
     report: Mutex<Report>,
     namespaces: tokio::sync::Mutex<HashMap<String, Result<bool, String>>>,
@@ -296,6 +302,70 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether source memory `s` reaches the target only with an embedding
+    /// computed here (`-embed`, and the source's own does not travel).
+    fn needs_model(&self, s: &Memory) -> bool {
+        self.embed.is_some() && (!self.embeddings || s.embedding.is_none())
+    }
+
+    /// Whether the target's row `t` already holds what writing `s` would
+    /// give it. With `-embed`, a memory whose embedding is computed here is
+    /// identical when the target's copy has an embedding of the embedder's
+    /// dimension and every other field agrees: it is not re-embedded.
+    fn same_on_target(&self, s: &Memory, t: &Memory) -> bool {
+        match &self.embed {
+            Some(setup) if self.needs_model(s) => {
+                same_for_apply(s, t, self.keep_created_at, false)
+                    && t.embedding.as_ref().map(Vec::len) == Some(setup.dimension)
+            }
+            _ => same_for_apply(s, t, self.keep_created_at, self.embeddings),
+        }
+    }
+
+    /// `-embed`: gives every write of `items` without an embedding one from
+    /// the model. On failure every one of them is reported and dropped;
+    /// returns true then, so the range's checkpoint stays before them.
+    async fn embed_missing(&self, items: &mut Vec<(bool, BatchWrite)>) -> bool {
+        let Some(setup) = &self.embed else {
+            return false;
+        };
+        let wanted: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].1.write.embedding.is_none())
+            .collect();
+        if wanted.is_empty() {
+            return false;
+        }
+        let texts: Vec<String> = wanted
+            .iter()
+            .map(|&i| items[i].1.write.content.clone())
+            .collect();
+        match embedding::embed_texts(setup, &texts, &self.counters).await {
+            Ok((vectors, seconds)) => {
+                self.with(|r| {
+                    r.embedded += vectors.len() as u64;
+                    r.embed_seconds += seconds;
+                });
+                for (i, vector) in wanted.into_iter().zip(vectors) {
+                    items[i].1.write.embedding = Some(vector);
+                }
+                false
+            }
+            Err(e) => {
+                for &i in &wanted {
+                    let item = &items[i].1;
+                    self.row_error(item.write.id, Some(&item.namespace), e.clone());
+                }
+                let mut index = 0;
+                items.retain(|_| {
+                    let keep = !wanted.contains(&index);
+                    index += 1;
+                    keep
+                });
+                true
+            }
+        }
+    }
+
     fn progress_of(&self, index: usize) -> RangeProgress {
         self.progress.lock().expect("progress lock")[index]
     }
@@ -348,9 +418,12 @@ impl Ctx<'_> {
         // A write failed for a reason that may pass later: the range's
         // checkpoint stays where it was, so the next run retries it.
         let mut stalled = false;
-        let target = self
-            .target_scan
-            .then(|| Pager::new(Side::Plugin(self.target), range).with_embeddings(self.embeddings));
+        // With -embed the target's embeddings are read too, to leave rows
+        // that already have one alone.
+        let target_embeddings = self.embeddings || self.embed.is_some();
+        let target = self.target_scan.then(|| {
+            Pager::new(Side::Plugin(self.target), range).with_embeddings(target_embeddings)
+        });
         let source = Pager::new(self.source, range).with_embeddings(self.embeddings);
         let mut merger = Merger::new(source, target);
         let mut pending: Vec<(bool, BatchWrite)> = Vec::new();
@@ -389,7 +462,7 @@ impl Ctx<'_> {
                 continue;
             }
             let update = match &t {
-                Some(t) if same_for_apply(&s, t, self.keep_created_at, self.embeddings) => {
+                Some(t) if self.same_on_target(&s, t) => {
                     self.with(|r| r.identical += 1);
                     continue;
                 }
@@ -443,7 +516,11 @@ impl Ctx<'_> {
                 });
                 continue;
             }
-            pending_bytes += s.content.len() + 256 + 12 * s.embedding.as_ref().map_or(0, Vec::len);
+            let vector_len = match &self.embed {
+                Some(setup) if self.needs_model(&s) => setup.dimension,
+                _ => s.embedding.as_ref().map_or(0, Vec::len),
+            };
+            pending_bytes += s.content.len() + 256 + 12 * vector_len;
             pending.push((
                 update,
                 BatchWrite {
@@ -482,8 +559,11 @@ impl Ctx<'_> {
     /// Writes `items`; true when any of them failed for a reason that may
     /// pass later (the target or the network was down), so that the
     /// checkpoint does not move past them.
-    async fn flush(&self, items: Vec<(bool, BatchWrite)>) -> bool {
-        let mut transient = false;
+    async fn flush(&self, mut items: Vec<(bool, BatchWrite)>) -> bool {
+        let mut transient = self.embed_missing(&mut items).await;
+        if items.is_empty() {
+            return transient;
+        }
         if !self.target_batch {
             for (update, item) in items {
                 match self.target.write_memory(&item.namespace, &item.write).await {
@@ -638,6 +718,37 @@ fn differing_buckets(
 /// [`Fatal`] when a side is unreachable or lacks what the run needs.
 pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
     let started = Instant::now();
+    // -embed: the embedder is loaded (or refused) before anything connects.
+    let embed = match plan.embed && plan.mode == Mode::Apply {
+        true => Some(embedding::embedder_from_env().await.map_err(Fatal)?),
+        false => None,
+    };
+    let mut report = run_with_embedder(plan, embed, show_progress).await?;
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// [`run`] with the embedder of a `-embed` plan already built (tests and
+/// callers with their own embedder use it; `None` for any other plan).
+///
+/// # Errors
+/// As [`run`]; also for `-embed` without an embedder, or a target that does
+/// not advertise `embedding` with the embedder's dimension.
+pub async fn run_with_embedder(
+    plan: &Plan,
+    embed: Option<EmbedSetup>,
+    show_progress: bool,
+) -> Result<Report, Fatal> {
+    let started = Instant::now();
+    let embed = match (plan.embed && plan.mode == Mode::Apply, embed) {
+        (true, Some(setup)) => Some(setup),
+        (true, None) => {
+            return Err(fatal(
+                "-embed needs an embedder (MEMORY_EMBED=local or remote); nothing was written",
+            ))
+        }
+        (false, _) => None,
+    };
     let target = client("target", &plan.to, plan.to_token.as_ref())?;
     let (source_client, db) = match &plan.from_database {
         Some(url) => (
@@ -651,6 +762,15 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         }
     };
     capabilities("target", &plan.to, &target).await?;
+    if let Some(setup) = &embed {
+        embedding::check_target(
+            &shown_url(&plan.to),
+            target.supports(capability::EMBEDDING),
+            target.embedding_dimension(),
+            setup,
+        )
+        .map_err(Fatal)?;
+    }
     let source = match (&source_client, &db) {
         (Some(c), _) => Side::Plugin(c),
         (None, Some(d)) => Side::Database(d),
@@ -785,6 +905,7 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         source_list: source_has(capability::LIST),
         keep_created_at,
         embeddings,
+        embed,
         now: Utc::now(),
         report: Mutex::new(report),
         namespaces: tokio::sync::Mutex::new(HashMap::new()),
@@ -903,7 +1024,9 @@ pub async fn run(plan: &Plan, show_progress: bool) -> Result<Report, Fatal> {
         }
     }
     progress.finish().await;
+    let embedder = ctx.embed.as_ref().map(EmbedSetup::describe);
     let mut report = ctx.report.into_inner().expect("report lock");
+    report.embedder = embedder;
     report.namespaces_to_create.sort();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)

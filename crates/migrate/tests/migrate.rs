@@ -196,6 +196,7 @@ fn plan(mode: Mode, from: &Plugin, to: &Plugin) -> Plan {
         limit: None,
         selection: Selection::default(),
         skip_embeddings: false,
+        embed: false,
         json: false,
     }
 }

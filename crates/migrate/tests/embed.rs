@@ -1,0 +1,352 @@
+//! `memory-migrate -apply -embed`: memories from a plugin without
+//! embeddings (PostgreSQL 15, no pgvector) arrive in a plugin on a SQLite
+//! file keeping 384-dimension embeddings, embedded on the way by the real
+//! all-MiniLM-L6-v2 model; and the refusals that come before any write.
+
+use memory_backfill::embedding::EmbedSetup;
+use memory_client::{Client, ClientConfig};
+use memory_contract::{
+    BatchRequest, BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
+    NamespaceUpsert,
+};
+use memory_embed::{LocalConfig, LocalEmbedder};
+use memory_migrate::cli::{Mode, Plan, Selection};
+use memory_migrate::run;
+use memory_plugin::server::SpawnedServer;
+use memory_plugin::store::OpenOptions;
+use memory_testkit::TestDb;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use uuid::Uuid;
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A plugin and what keeps its store alive.
+struct Plugin {
+    server: SpawnedServer,
+    _db: Option<TestDb>,
+    _dir: Option<TempDir>,
+}
+
+impl Plugin {
+    fn url(&self) -> String {
+        self.server.url().to_string()
+    }
+
+    fn client(&self) -> Client {
+        Client::new(ClientConfig::new(self.server.url())).expect("client")
+    }
+}
+
+async fn serve(url: &str, options: OpenOptions) -> SpawnedServer {
+    let store = memory_plugin::store::open(Some(url), &options)
+        .await
+        .expect("plugin store");
+    memory_plugin::server::spawn(store, Default::default())
+        .await
+        .expect("plugin server")
+}
+
+/// Our plugin on a SQLite file keeping `dim`-dimension embeddings (what
+/// MEMORY_PLUGIN_EMBEDDING_DIM sets).
+async fn sqlite_plugin(dim: usize) -> Plugin {
+    let dir = std::env::temp_dir().join(format!("memory-migrate-embed-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite:{}", dir.join("plugin.db").display());
+    let options = OpenOptions {
+        embedding_dim: dim,
+        ..OpenOptions::default()
+    };
+    Plugin {
+        server: serve(&url, options).await,
+        _db: None,
+        _dir: Some(TempDir(dir)),
+    }
+}
+
+/// Our plugin on PostgreSQL 15: no pgvector, so no embeddings at all.
+async fn source_without_embeddings() -> Plugin {
+    let db = memory_testkit::pg15().await;
+    Plugin {
+        server: serve(db.url(), OpenOptions::default()).await,
+        _db: Some(db),
+        _dir: None,
+    }
+}
+
+const CONTENTS: [&str; 6] = [
+    "The deployment pipeline failed because the database migration timed out",
+    "Alice is the on-call engineer for the payments team this week",
+    "The customer prefers invoices in euros",
+    "Our office plants need watering every Tuesday",
+    "Passwords must be rotated every ninety days",
+    "Quarterly planning happens in the second week of January",
+];
+
+/// `n` memories over two namespaces, none with an embedding.
+async fn seed(plugin: &Plugin, n: usize) {
+    let c = plugin.client();
+    for (name, kind) in [
+        ("workspace:alpha", NamespaceKind::Workspace),
+        ("team:beta", NamespaceKind::Team),
+    ] {
+        c.upsert_namespace(
+            name,
+            &NamespaceUpsert {
+                kind,
+                expires_at: None,
+                metadata: None,
+            },
+        )
+        .await
+        .expect("namespace");
+    }
+    let writes = (0..n)
+        .map(|i| BatchWrite {
+            namespace: if i % 2 == 0 {
+                "workspace:alpha"
+            } else {
+                "team:beta"
+            }
+            .into(),
+            write: MemoryWrite {
+                id: Some(Uuid::new_v4()),
+                ..MemoryWrite::new(
+                    format!("{} (note {i})", CONTENTS[i % CONTENTS.len()]),
+                    MemoryKind::Fact,
+                    MemorySource::Agent,
+                )
+            },
+        })
+        .collect();
+    c.write_batch(&BatchRequest { writes })
+        .await
+        .expect("seed batch");
+}
+
+async fn memories(c: &Client) -> BTreeMap<Uuid, Memory> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .scan_memories_with_embeddings(after, None, 1000)
+            .await
+            .expect("scan");
+        for m in page.memories {
+            if !m.namespace.starts_with("custom:memory-migrate") {
+                out.insert(m.id, m);
+            }
+        }
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+async fn minilm() -> EmbedSetup {
+    let dir = memory_testkit::minilm_model_dir();
+    let embedder =
+        tokio::task::spawn_blocking(move || LocalEmbedder::load(&LocalConfig::with_dir(dir)))
+            .await
+            .expect("load task")
+            .expect("model loads");
+    EmbedSetup::new(Arc::new(embedder)).await.expect("setup")
+}
+
+fn plan(from: &Plugin, to: &Plugin, embed: bool) -> Plan {
+    Plan {
+        mode: Mode::Apply,
+        from: from.url(),
+        from_database: None,
+        from_schema: "memory_plugin".into(),
+        to: to.url(),
+        from_token: None,
+        to_token: None,
+        limit: None,
+        selection: Selection::default(),
+        skip_embeddings: false,
+        embed,
+        json: false,
+    }
+}
+
+#[tokio::test]
+async fn apply_embed_gives_memories_from_a_source_without_embeddings_the_vector_of_their_content() {
+    let setup = minilm().await;
+    let from = source_without_embeddings().await;
+    seed(&from, 150).await;
+    let to = sqlite_plugin(384).await;
+
+    let report = run::run_with_embedder(&plan(&from, &to, true), Some(setup.clone()), false)
+        .await
+        .expect("run");
+    assert_eq!(report.errors, 0, "{report}");
+    assert_eq!((report.created, report.embedded), (150, 150), "{report}");
+    assert!(report.to_string().contains("embedded/s"), "{report}");
+
+    let stored = memories(&to.client()).await;
+    assert_eq!(stored.len(), 150);
+    for m in stored.values() {
+        let v = m.embedding.as_ref().expect("embedding present");
+        assert_eq!(v.len(), 384);
+        let direct = setup
+            .embedder
+            .embed(std::slice::from_ref(&m.content))
+            .await
+            .expect("embed")
+            .remove(0);
+        let cos = memory_embed::cosine(v, &direct);
+        assert!(cos >= 0.999, "{} cosine {cos}", m.id);
+    }
+
+    // Again: every target row has its embedding and is otherwise identical.
+    let again = run::run_with_embedder(&plan(&from, &to, true), Some(setup.clone()), false)
+        .await
+        .expect("rerun");
+    assert_eq!(
+        (
+            again.identical,
+            again.embedded,
+            again.created,
+            again.updated
+        ),
+        (150, 0, 0, 0),
+        "{again}"
+    );
+    assert_eq!(memories(&to.client()).await, stored, "nothing rewritten");
+}
+
+#[tokio::test]
+async fn apply_embed_adds_vectors_to_rows_an_earlier_run_moved_without_them() {
+    let setup = minilm().await;
+    let from = source_without_embeddings().await;
+    seed(&from, 20).await;
+    let to = sqlite_plugin(384).await;
+    let bare = run::run(&plan(&from, &to, false), false)
+        .await
+        .expect("plain run");
+    assert_eq!(bare.created, 20, "{bare}");
+    assert!(memories(&to.client())
+        .await
+        .values()
+        .all(|m| m.embedding.is_none()));
+
+    let report = run::run_with_embedder(&plan(&from, &to, true), Some(setup), false)
+        .await
+        .expect("embed run");
+    assert_eq!(
+        (report.updated, report.embedded, report.errors),
+        (20, 20, 0),
+        "{report}"
+    );
+    assert!(memories(&to.client())
+        .await
+        .values()
+        .all(|m| m.embedding.as_ref().is_some_and(|v| v.len() == 384)));
+}
+
+// The binary runs while this process serves the plugin: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_of_another_dimension_is_refused_naming_both_before_anything_is_written() {
+    let setup = minilm().await;
+    let from = source_without_embeddings().await;
+    seed(&from, 5).await;
+    let to = sqlite_plugin(1536).await;
+    let err = run::run_with_embedder(&plan(&from, &to, true), Some(setup), false)
+        .await
+        .expect_err("refused");
+    assert!(err.0.contains("384") && err.0.contains("1536"), "{err}");
+    assert!(memories(&to.client()).await.is_empty());
+    let namespaces = to.client().list_namespaces(None, 100).await.expect("list");
+    assert!(
+        namespaces.namespaces.is_empty(),
+        "{:?}",
+        namespaces.namespaces
+    );
+
+    // The binary: exit 2, one line naming both numbers.
+    let model = memory_testkit::minilm_model_dir();
+    let out = migrate(
+        &[
+            "-apply",
+            "-embed",
+            &format!("-from={}", from.url()),
+            &format!("-to={}", to.url()),
+        ],
+        &[
+            ("MEMORY_EMBED", "local"),
+            (
+                "MEMORY_EMBED_MODEL_DIR",
+                model.to_str().expect("utf-8 path"),
+            ),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("384") && err.contains("1536"), "{err}");
+    assert!(memories(&to.client()).await.is_empty());
+}
+
+// The binary runs while this process serves the plugin: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_without_a_model_exits_2_before_anything_is_written() {
+    let from = source_without_embeddings().await;
+    seed(&from, 3).await;
+    let to = sqlite_plugin(384).await;
+    let missing = std::env::temp_dir().join(format!("no-model-{}", Uuid::new_v4()));
+    let missing = missing.display().to_string();
+    for env in [
+        vec![("MEMORY_EMBED", "off")],
+        vec![
+            ("MEMORY_EMBED", "local"),
+            ("MEMORY_EMBED_MODEL_DIR", missing.as_str()),
+        ],
+    ] {
+        let out = migrate(
+            &[
+                "-apply",
+                "-embed",
+                &format!("-from={}", from.url()),
+                &format!("-to={}", to.url()),
+            ],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.starts_with("memory-migrate: error: -embed"), "{err}");
+    }
+    assert!(memories(&to.client()).await.is_empty());
+    let err = run::run_with_embedder(&plan(&from, &to, true), None, false)
+        .await
+        .expect_err("no embedder");
+    assert!(err.0.contains("-embed needs an embedder"), "{err}");
+}
+
+fn migrate(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_memory-migrate"));
+    cmd.args(args);
+    for name in [
+        "MEMORY_MIGRATE_FROM",
+        "MEMORY_MIGRATE_TO",
+        "MEMORY_EMBED",
+        "MEMORY_EMBED_MODEL_DIR",
+        "MEMORY_EMBED_URL",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run memory-migrate")
+}
