@@ -1,5 +1,6 @@
 //! Wire types and validation of the Memory Plugin v1 contract and of this
-//! project's extensions (`batch`, `list`, `created_at`, `scan`, `checksum`).
+//! project's extensions (`batch`, `list`, `created_at`, `scan`, `checksum`,
+//! `hybrid`).
 //!
 //! This crate does no I/O. The plugin server, the client, the conformance
 //! suite and the backfill all depend on it, so the wire is defined once.
@@ -69,13 +70,15 @@ pub mod capability {
     pub const CHECKSUM: &str = "checksum";
     /// Extension: a search may name its ranking with `mode`
     /// (`fulltext`, `semantic`, `hybrid`); `hybrid` fuses the full-text and
-    /// vector rankings by reciprocal rank fusion.
+    /// vector rankings by reciprocal rank fusion (see [`crate::RankMode`]).
+    /// Advertised only where both full-text and embedding search work, so
+    /// never without [`EMBEDDING`].
     pub const HYBRID: &str = "hybrid";
 
     /// The capabilities defined by v1 itself.
     pub const V1: &[&str] = &[FTS, EMBEDDING, TTL, PIN, PROPAGATION];
     /// The capabilities added by this project's extensions.
-    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT, SCAN, CHECKSUM];
+    pub const EXTENSIONS: &[&str] = &[BATCH, LIST, CREATED_AT, SCAN, CHECKSUM, HYBRID];
 }
 
 /// Limits that are part of the contract as this project serves it.
@@ -403,7 +406,9 @@ pub struct Memory {
     #[serde(default, deserialize_with = "null_as_false")]
     pub pin: bool,
     pub created_at: DateTime<Utc>,
-    /// Present in semantic (1 - cosine distance) and full-text (rank) modes.
+    /// Present in semantic (1 - cosine distance) and full-text (rank) modes,
+    /// and in `hybrid` mode, where it is the fused score of
+    /// [`RankMode::Hybrid`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     /// Extension `scan` with `embedding=true`: the stored embedding, when
@@ -428,12 +433,24 @@ pub struct SearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
     /// Extension `hybrid`: which ranking a search asks for. Absent, the v1
-    /// rules apply unchanged (an embedding wins over a query).
+    /// rules apply unchanged (an embedding wins over a query). A plugin
+    /// that does not advertise `hybrid` ignores it (as an unknown field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<RankMode>,
 }
 
 /// Extension `hybrid`: the ranking a [`SearchRequest`] asks for by name.
+///
+/// A mode whose ingredient is missing is refused with 400 `bad_request`:
+/// `semantic` needs `embedding`, `fulltext` needs a `query` of two or more
+/// characters (after trimming; a one-character query is v1's substring
+/// search, asked for without `mode`), and `hybrid` needs both.
+///
+/// Hybrid score (reciprocal rank fusion): each ranking contributes its best
+/// [`HYBRID_CANDIDATES`] memories, ranked from 1; a memory's score is the
+/// sum, over the rankings it appears in, of `1 / (60 + rank)`, so it lies
+/// in `(0, 2/61]`. Results are ordered by that score, ties newer
+/// `created_at` first, then by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RankMode {
@@ -446,6 +463,14 @@ pub enum RankMode {
     Hybrid,
 }
 
+/// Extension `hybrid`: the constant `k` of reciprocal rank fusion; rank `r`
+/// (from 1) in one ranking contributes `1 / (k + r)`.
+pub const HYBRID_RRF_K: u32 = 60;
+
+/// Extension `hybrid`: how many of its best memories each ranking (full-text
+/// and vector) contributes to the fusion: the largest search limit.
+pub const HYBRID_CANDIDATES: u32 = limits::SEARCH_LIMIT_MAX;
+
 /// The search mode a [`SearchRequest`] selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchMode {
@@ -457,11 +482,21 @@ pub enum SearchMode {
     Substring,
     /// Neither: newest first, pinned first.
     Recent,
+    /// Extension `hybrid`, asked for by name: both rankings fused.
+    Hybrid,
 }
 
 impl SearchRequest {
-    /// The mode this request selects (embedding wins over query).
+    /// The mode this request selects: the one `mode` names when present
+    /// (extension `hybrid`), otherwise by the v1 rules (embedding wins over
+    /// query).
     pub fn mode(&self) -> SearchMode {
+        match self.mode {
+            Some(RankMode::Fulltext) => return SearchMode::FullText,
+            Some(RankMode::Semantic) => return SearchMode::Semantic,
+            Some(RankMode::Hybrid) => return SearchMode::Hybrid,
+            None => {}
+        }
         if self.embedding.is_some() {
             return SearchMode::Semantic;
         }

@@ -4,7 +4,9 @@
 //! and says why it was refused, so servers can answer 400 with a useful
 //! message and clients can refuse a request before sending it.
 
-use crate::{limits, BatchRequest, ForgetRequest, MemoryWrite, NamespacePatch, SearchRequest};
+use crate::{
+    limits, BatchRequest, ForgetRequest, MemoryWrite, NamespacePatch, RankMode, SearchRequest,
+};
 use std::fmt;
 use uuid::Uuid;
 
@@ -294,7 +296,46 @@ pub fn search_request(req: &SearchRequest) -> Result<u32> {
     if let Some(e) = &req.embedding {
         embedding("embedding", e)?;
     }
+    if let Some(mode) = req.mode {
+        rank_mode_ingredients(mode, req.query.as_deref(), req.embedding.is_some())?;
+    }
     search_limit(req.limit)
+}
+
+/// Checks that a search naming its ranking (extension `hybrid`) carries
+/// what that ranking needs: `semantic` an embedding, `fulltext` a query of
+/// two or more characters after trimming, `hybrid` both.
+pub fn rank_mode_ingredients(mode: RankMode, query: Option<&str>, has_embedding: bool) -> Result {
+    let mode_name = match mode {
+        RankMode::Fulltext => "fulltext",
+        RankMode::Semantic => "semantic",
+        RankMode::Hybrid => "hybrid",
+    };
+    if matches!(mode, RankMode::Fulltext | RankMode::Hybrid) {
+        let chars = query.map_or(0, |q| q.trim().chars().count());
+        if chars < 2 {
+            let got = match chars {
+                0 => "none was given".to_string(),
+                _ => "this one has 1 (a 1-character query is a substring search: send it \
+                      without mode)"
+                    .to_string(),
+            };
+            return Err(ValidationError::new(
+                "query",
+                format!(
+                    "mode {mode_name:?} ranks by full text and needs a query of 2 or more \
+                     characters; {got}"
+                ),
+            ));
+        }
+    }
+    if matches!(mode, RankMode::Semantic | RankMode::Hybrid) && !has_embedding {
+        return Err(ValidationError::new(
+            "embedding",
+            format!("mode {mode_name:?} ranks by vector similarity and needs an embedding"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a forget request: it must name a valid namespace.

@@ -9,7 +9,7 @@ use memory_contract::{
     ChecksumBucket, ChecksumQuery, ChecksumResponse, ErrorCode, ErrorEnvelope, ForgetRequest,
     Health, ListQuery, ListResponse, Memory, MemoryKind, MemorySource, MemoryWrite, Namespace,
     NamespaceKind, NamespaceListQuery, NamespaceListResponse, NamespacePatch, NamespaceUpsert,
-    ScanQuery, SearchRequest, SearchResponse, WriteAck,
+    RankMode, ScanQuery, SearchRequest, SearchResponse, WriteAck,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -171,7 +171,7 @@ fn schema_table() -> Vec<(&'static str, BTreeSet<String>, BTreeSet<String>)> {
         kinds: Some(vec![MemoryKind::Fact]),
         limit: Some(5),
         embedding: Some(vec![0.5]),
-        mode: None,
+        mode: Some(RankMode::Hybrid),
     };
     let search_min = SearchRequest {
         namespaces: vec!["team:t".into()],
@@ -370,6 +370,50 @@ fn enums_list_every_wire_value() {
     assert_eq!(
         listed("MemorySource"),
         wire(MemorySource::ALL.iter().map(|k| k.as_str()).collect())
+    );
+    let modes: Vec<String> = schema(&doc, "SearchRequest")["properties"]["mode"]["enum"]
+        .as_array()
+        .expect("SearchRequest.mode has an enum")
+        .iter()
+        .map(|v| v.as_str().expect("mode value").to_string())
+        .collect();
+    let wire_modes: Vec<String> = [RankMode::Fulltext, RankMode::Semantic, RankMode::Hybrid]
+        .iter()
+        .map(|m| {
+            serde_json::to_value(m)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(modes, wire_modes);
+}
+
+#[test]
+fn the_hybrid_score_is_documented_with_its_constants() {
+    let doc = document();
+    let score = schema(&doc, "Memory")["properties"]["score"]["description"]
+        .as_str()
+        .expect("score description");
+    let mode = schema(&doc, "SearchRequest")["properties"]["mode"]["description"]
+        .as_str()
+        .expect("mode description");
+    let search = doc["paths"][route::SEARCH]["post"]["description"]
+        .as_str()
+        .expect("search description");
+    let rrf = format!("1 / ({} + rank)", memory_contract::HYBRID_RRF_K);
+    let top = format!("top {}", memory_contract::HYBRID_CANDIDATES);
+    for (what, text) in [("score", score), ("mode", mode)] {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(&rrf), "{what}: {flat}");
+        assert!(flat.contains(&top), "{what}: {flat}");
+    }
+    let flat = search.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&rrf), "{flat}");
+    assert!(
+        flat.contains(&format!("best {}", memory_contract::HYBRID_CANDIDATES)),
+        "{flat}"
     );
 }
 

@@ -4,7 +4,7 @@
 use memory_contract::validate::{self, ValidationError};
 use memory_contract::{
     BatchRequest, BatchWrite, ForgetRequest, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
-    NamespacePatch, SearchRequest,
+    NamespacePatch, RankMode, SearchMode, SearchRequest,
 };
 use serde_json::json;
 
@@ -268,6 +268,118 @@ fn search_needs_one_to_sixty_four_valid_namespaces() {
         validate::search_request(&search(with_bad)),
         "namespaces[2]",
         "lowercase",
+    );
+}
+
+#[test]
+fn a_named_rank_mode_needs_its_ingredients() {
+    let with = |mode: RankMode, query: Option<&str>, embedding: bool| SearchRequest {
+        namespaces: vec!["team:t".to_string()],
+        query: query.map(str::to_string),
+        embedding: embedding.then(|| vec![0.5, 0.5]),
+        mode: Some(mode),
+        ..SearchRequest::default()
+    };
+    let cases: Vec<(&str, SearchRequest, Refusal)> = vec![
+        (
+            "semantic with embedding",
+            with(RankMode::Semantic, None, true),
+            None,
+        ),
+        (
+            "semantic with a 1-char query and embedding",
+            with(RankMode::Semantic, Some("x"), true),
+            None,
+        ),
+        (
+            "semantic without embedding",
+            with(RankMode::Semantic, Some("coffee"), false),
+            Some(("embedding", "needs an embedding")),
+        ),
+        (
+            "fulltext with query",
+            with(RankMode::Fulltext, Some("ab"), false),
+            None,
+        ),
+        (
+            "fulltext with query and embedding",
+            with(RankMode::Fulltext, Some("coffee"), true),
+            None,
+        ),
+        (
+            "fulltext without query",
+            with(RankMode::Fulltext, None, true),
+            Some(("query", "none was given")),
+        ),
+        (
+            "fulltext with a blank query",
+            with(RankMode::Fulltext, Some("   "), false),
+            Some(("query", "2 or more characters")),
+        ),
+        (
+            "fulltext with a 1-char query",
+            with(RankMode::Fulltext, Some(" é "), false),
+            Some(("query", "substring search")),
+        ),
+        (
+            "hybrid with both",
+            with(RankMode::Hybrid, Some("ab"), true),
+            None,
+        ),
+        (
+            "hybrid without embedding",
+            with(RankMode::Hybrid, Some("coffee"), false),
+            Some(("embedding", "mode \"hybrid\"")),
+        ),
+        (
+            "hybrid without query",
+            with(RankMode::Hybrid, None, true),
+            Some(("query", "mode \"hybrid\"")),
+        ),
+        (
+            "hybrid with a 1-char query",
+            with(RankMode::Hybrid, Some("a"), true),
+            Some(("query", "1-character")),
+        ),
+    ];
+    for (case, req, refusal) in cases {
+        match refusal {
+            None => assert_eq!(validate::search_request(&req), Ok(20), "{case}"),
+            Some((field, reason)) => {
+                assert_refused(case, validate::search_request(&req), field, reason)
+            }
+        }
+    }
+}
+
+#[test]
+fn a_named_rank_mode_selects_the_search_mode_and_none_keeps_v1() {
+    let req = |mode: Option<RankMode>| SearchRequest {
+        namespaces: vec!["team:t".to_string()],
+        query: Some("coffee".to_string()),
+        embedding: Some(vec![0.5]),
+        mode,
+        ..SearchRequest::default()
+    };
+    assert_eq!(req(None).mode(), SearchMode::Semantic);
+    assert_eq!(req(Some(RankMode::Fulltext)).mode(), SearchMode::FullText);
+    assert_eq!(req(Some(RankMode::Semantic)).mode(), SearchMode::Semantic);
+    assert_eq!(req(Some(RankMode::Hybrid)).mode(), SearchMode::Hybrid);
+    let wire: serde_json::Value = serde_json::to_value(req(Some(RankMode::Hybrid))).unwrap();
+    assert_eq!(wire["mode"], "hybrid");
+    assert!(serde_json::to_value(req(None))
+        .unwrap()
+        .get("mode")
+        .is_none());
+    let decoded: SearchRequest =
+        serde_json::from_value(json!({"namespaces": ["team:t"], "mode": "fulltext"})).unwrap();
+    assert_eq!(decoded.mode, Some(RankMode::Fulltext));
+    assert!(
+        serde_json::from_value::<SearchRequest>(
+            json!({"namespaces": ["team:t"], "mode": "Hybrid"})
+        )
+        .is_err(),
+        "mode values are lowercase"
     );
 }
 

@@ -67,14 +67,13 @@ pub struct Cli {
     )]
     pub schema: String,
 
-    /// Dimension of every embedding.
-    #[arg(
-        long,
-        env = "MEMORY_PLUGIN_EMBEDDING_DIM",
-        value_name = "N",
-        default_value_t = 1536
-    )]
-    pub embedding_dim: usize,
+    /// Dimension of every embedding. Unset: 1536 on Postgres; on SQLite the
+    /// dimension of the embeddings the file already holds, or 384 (the
+    /// gateway's built-in model, all-MiniLM-L6-v2) for a file without any.
+    /// On SQLite a value that contradicts the stored embeddings stops the
+    /// start.
+    #[arg(long, env = "MEMORY_PLUGIN_EMBEDDING_DIM", value_name = "N")]
+    pub embedding_dim: Option<usize>,
 
     /// Bearer token every route but /v1/health requires. Unset: no auth.
     #[arg(
@@ -202,7 +201,8 @@ pub struct Settings {
     pub listen_addr: String,
     pub migrate: bool,
     pub schema: String,
-    pub embedding_dim: usize,
+    /// `None`: the backend's default (see [`Cli::embedding_dim`]).
+    pub embedding_dim: Option<usize>,
     pub max_connections: u32,
     pub server: ServerConfig,
     pub log: String,
@@ -245,8 +245,10 @@ impl Cli {
         if !is_valid_schema_name(&self.schema) {
             return Err(ConfigError::InvalidSchema(self.schema));
         }
-        if self.embedding_dim == 0 || self.embedding_dim > EMBEDDING_DIM_MAX {
-            return Err(ConfigError::InvalidEmbeddingDim(self.embedding_dim));
+        if let Some(dim) = self.embedding_dim {
+            if dim == 0 || dim > EMBEDDING_DIM_MAX {
+                return Err(ConfigError::InvalidEmbeddingDim(dim));
+            }
         }
         if self.max_connections == 0 {
             return Err(ConfigError::InvalidMaxConnections);
@@ -466,7 +468,7 @@ mod tests {
         assert_eq!(s.backend, Backend::Postgres);
         assert!(!s.migrate);
         assert_eq!(s.schema, "mp_2");
-        assert_eq!(s.embedding_dim, 3);
+        assert_eq!(s.embedding_dim, Some(3));
         assert_eq!(s.server.token.as_deref(), Some("t0k"));
         assert!(s.server.v1_only);
         assert_eq!(s.server.sweep_interval, Duration::from_secs(5));
@@ -484,6 +486,11 @@ mod tests {
         );
         let e = parse(&["--schema", "Robert'); DROP"]).unwrap_err();
         assert!(e.contains("MEMORY_PLUGIN_SCHEMA"), "{e}");
+        assert_eq!(
+            parse(&[]).unwrap().embedding_dim,
+            None,
+            "unset: the backend decides"
+        );
         let e = parse(&["--embedding-dim", "0"]).unwrap_err();
         assert!(e.contains("MEMORY_PLUGIN_EMBEDDING_DIM"), "{e}");
         assert!(parse(&["--embedding-dim", "-1"]).is_err());

@@ -100,7 +100,7 @@ async fn start_and_serve(settings: Settings) -> Result<(), Failure> {
         Some(&settings.database_url),
         &OpenOptions {
             schema: settings.schema.clone(),
-            embedding_dim: settings.embedding_dim,
+            embedding_dim: settings.embedding_dim.unwrap_or(store::BACKEND_DEFAULT_DIM),
             migrate: settings.migrate,
             max_connections: settings.max_connections,
         },

@@ -718,7 +718,8 @@ async fn the_main_routes_work_the_same_on_sqlite() {
             "list",
             "created_at",
             "scan",
-            "checksum"
+            "checksum",
+            "hybrid"
         ]
     );
     h.namespace("workspace:lite").await;

@@ -13,7 +13,8 @@ use memory_contract::validate::{self, excerpt};
 use memory_contract::{
     limits, BatchItemResult, BatchResponse, BatchWrite, ChecksumQuery, ChecksumResponse, ErrorCode,
     ForgetRequest, Health, ListQuery, ListResponse, MemoryWrite, Namespace, NamespaceListResponse,
-    NamespacePatch, NamespaceUpsert, SearchRequest, SearchResponse, WriteAck, CONTRACT_VERSION,
+    NamespacePatch, NamespaceUpsert, RankMode, SearchRequest, SearchResponse, WriteAck,
+    CONTRACT_VERSION,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -122,12 +123,22 @@ pub async fn write_memory(
 }
 
 /// `POST /v1/search`.
+///
+/// Extension `hybrid`: `mode` names the ranking (`fulltext`, `semantic`,
+/// `hybrid`); without it the v1 rules apply. A plugin that does not
+/// advertise `hybrid` (v1-only, or no embedding search) ignores `mode` as
+/// an unknown field, the way v1-only ignores `created_at` on writes.
 pub async fn search(
     State(state): AppStateRef,
-    JsonBody(req): JsonBody<SearchRequest>,
+    JsonBody(mut req): JsonBody<SearchRequest>,
 ) -> ApiResult<Json<SearchResponse>> {
+    if !state.hybrid() {
+        req.mode = None;
+    }
     let limit = validate::search_request(&req)?;
-    if let Some(embedding) = &req.embedding {
+    // A full-text ranking asked for by name leaves the embedding out.
+    let uses_embedding = req.mode != Some(RankMode::Fulltext);
+    if let Some(embedding) = req.embedding.as_ref().filter(|_| uses_embedding) {
         if !state.features.embedding {
             return Err(ApiError::bad_request(
                 "semantic search is not available on this plugin (no `embedding` capability: \
@@ -156,9 +167,12 @@ pub async fn search(
             .filter(|q| !q.is_empty()),
         kinds,
         limit,
-        embedding: req.embedding,
+        embedding: req.embedding.filter(|_| uses_embedding),
     };
-    let memories = state.store.search(&query).await?;
+    let memories = match req.mode {
+        None => state.store.search(&query).await?,
+        Some(mode) => state.store.search_ranked(&query, mode).await?,
+    };
     Ok(Json(SearchResponse { memories }))
 }
 

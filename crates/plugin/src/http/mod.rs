@@ -52,9 +52,20 @@ impl AppState {
                 .map(|c| c.to_string()),
         );
         if !self.options.v1_only {
-            caps.extend(capability::EXTENSIONS.iter().map(|c| c.to_string()));
+            caps.extend(
+                capability::EXTENSIONS
+                    .iter()
+                    .filter(|c| **c != capability::HYBRID || self.hybrid())
+                    .map(|c| c.to_string()),
+            );
         }
         caps
+    }
+
+    /// Extension `hybrid` is served: both full-text and embedding search
+    /// work, and the plugin is not v1-only.
+    pub fn hybrid(&self) -> bool {
+        self.features.embedding && !self.options.v1_only
     }
 }
 

@@ -5,6 +5,7 @@
 //! by one shared suite of storage tests (`tests/storage_*.rs`).
 
 pub mod group;
+pub mod hybrid;
 pub mod postgres;
 pub mod sqlite;
 
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use memory_contract::{
     BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryKind, MemoryWrite, Namespace,
-    NamespaceListResponse, NamespacePatch, NamespaceUpsert, WriteAck,
+    NamespaceListResponse, NamespacePatch, NamespaceUpsert, RankMode, WriteAck,
 };
 use uuid::Uuid;
 
@@ -124,6 +125,15 @@ pub trait Store: Send + Sync + 'static {
     /// Searches the given namespaces; see [`SearchQuery`].
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>>;
 
+    /// Searches with the ranking `mode` names (extension `hybrid`):
+    /// `semantic` ranks by the embedding only, `fulltext` by the query only
+    /// (2+ characters), `hybrid` fuses both rankings by reciprocal rank
+    /// fusion ([`hybrid::fuse`]). Only for a store whose features include
+    /// `embedding`, except `fulltext`.
+    async fn search_ranked(&self, query: &SearchQuery, mode: RankMode) -> StoreResult<Vec<Memory>> {
+        hybrid::ranked_search(self, query, mode).await
+    }
+
     /// One page of a namespace's live memories ordered by id, after `after`.
     /// `NotFound` when the namespace is absent or expired.
     async fn list_memories(
@@ -179,12 +189,19 @@ pub trait Store: Send + Sync + 'static {
 /// working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./memory-plugin.db";
 
+/// [`OpenOptions::embedding_dim`] that leaves the dimension to the backend.
+pub const BACKEND_DEFAULT_DIM: usize = 0;
+
 /// Options of [`open`], for whichever backend the URL selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Postgres schema holding the plugin's tables.
     pub schema: String,
-    /// Dimension every embedding must have.
+    /// Dimension every embedding must have; [`BACKEND_DEFAULT_DIM`] (0,
+    /// the default) leaves it to the backend: 1536 on Postgres; on SQLite
+    /// the dimension of the embeddings the file already holds, or 384
+    /// (all-MiniLM-L6-v2, the gateway's built-in model) when it holds none.
+    /// On SQLite a given dimension must match the stored embeddings.
     pub embedding_dim: usize,
     /// Apply migrations at start (Postgres; SQLite always creates its schema).
     pub migrate: bool,
@@ -197,7 +214,7 @@ impl Default for OpenOptions {
         let pg = postgres::PgOptions::default();
         OpenOptions {
             schema: pg.schema,
-            embedding_dim: pg.embedding_dim,
+            embedding_dim: BACKEND_DEFAULT_DIM,
             migrate: pg.migrate,
             max_connections: pg.max_connections,
         }
@@ -226,11 +243,15 @@ pub async fn open(
         .unwrap_or_default();
     match scheme.as_str() {
         "postgres" | "postgresql" => {
+            let pg_default_dim = postgres::PgOptions::default().embedding_dim;
             let store = postgres::PgStore::connect(
                 url,
                 postgres::PgOptions {
                     schema: opts.schema.clone(),
-                    embedding_dim: opts.embedding_dim,
+                    embedding_dim: match opts.embedding_dim {
+                        BACKEND_DEFAULT_DIM => pg_default_dim,
+                        dim => dim,
+                    },
                     migrate: opts.migrate,
                     max_connections: opts.max_connections,
                 },
@@ -239,13 +260,14 @@ pub async fn open(
             Ok(std::sync::Arc::new(store))
         }
         "sqlite" => {
-            let store = sqlite::SqliteStore::open(
-                url,
-                sqlite::SqliteOptions {
-                    embedding_dim: opts.embedding_dim,
-                },
-            )
-            .await?;
+            let store = match opts.embedding_dim {
+                BACKEND_DEFAULT_DIM => {
+                    sqlite::SqliteStore::open_with_default_dimension(url).await?
+                }
+                embedding_dim => {
+                    sqlite::SqliteStore::open(url, sqlite::SqliteOptions { embedding_dim }).await?
+                }
+            };
             Ok(std::sync::Arc::new(store))
         }
         _ => Err(StoreError::BadRequest(format!(

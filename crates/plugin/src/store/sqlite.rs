@@ -25,6 +25,7 @@
 mod batch;
 mod checkpoint;
 mod codec;
+mod dimension;
 mod doc_freq;
 mod group;
 mod migrate;
@@ -80,6 +81,7 @@ pub const WRITE_MEMORY_SQL: &str = "INSERT INTO memory_records
 
 /// The batch route's upsert: many memories per statement (see `batch`).
 pub use batch::WRITE_BATCH_SQL;
+pub use dimension::DEFAULT_EMBEDDING_DIM;
 
 /// How long a connection waits for a lock held by another process (another
 /// `memory-plugin`, the `sqlite3` shell) before giving up.
@@ -116,7 +118,10 @@ const SWEEP_CHUNK: i64 = 2000;
 /// Options of [`SqliteStore::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// Dimension every embedding must have (default 1536).
+    /// Dimension every embedding must have (default 1536); a file that
+    /// already holds embeddings of another dimension does not open. See
+    /// [`SqliteStore::open_with_default_dimension`] to take the stored
+    /// dimension, or [`DEFAULT_EMBEDDING_DIM`] for a file without any.
     pub embedding_dim: usize,
 }
 
@@ -381,6 +386,26 @@ impl SqliteStore {
                 "the embedding dimension must be at least 1".into(),
             ));
         }
+        Self::open_with_dimension(url, Some(opts.embedding_dim)).await
+    }
+
+    /// Opens like [`SqliteStore::open`], with the embedding dimension of the
+    /// embeddings the file already holds, or [`DEFAULT_EMBEDDING_DIM`] (384)
+    /// when it holds none.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`].
+    pub async fn open_with_default_dimension(url: &str) -> StoreResult<SqliteStore> {
+        Self::open_with_dimension(url, None).await
+    }
+
+    /// Opens with `embedding_dim` when given (at least 1; it must match the
+    /// stored embeddings), else the stored or default dimension.
+    async fn open_with_dimension(
+        url: &str,
+        embedding_dim: Option<usize>,
+    ) -> StoreResult<SqliteStore> {
         let ParsedUrl { options, in_memory } = parse_url(url)?;
         if !in_memory {
             let file = options.get_filename();
@@ -433,6 +458,7 @@ impl SqliteStore {
             .map_err(open_error)?;
 
         migrate::run(&writer).await?;
+        let embedding_dim = dimension::resolve(embedding_dim, dimension::stored(&writer).await?)?;
 
         let checkpointer = if in_memory {
             None
@@ -468,7 +494,7 @@ impl SqliteStore {
             writer,
             reader,
             in_memory,
-            embedding_dim: opts.embedding_dim,
+            embedding_dim,
             doc_freqs: Arc::default(),
             checkpointer,
             group: None,
