@@ -52,6 +52,10 @@ fn help_lists_every_setting() {
         "MEMORY_GATEWAY_RATE_LIMIT",
         "MEMORY_GATEWAY_RATE_BURST",
         "MEMORY_GATEWAY_LOG",
+        "MEMORY_EMBED",
+        "MEMORY_EMBED_MODEL_DIR",
+        "MEMORY_EMBED_URL",
+        "MEMORY_EMBED_API_KEY",
         "stdio",
         "token",
         "workspace",
@@ -252,7 +256,87 @@ async fn with_no_configuration_it_serves_agents_on_an_embedded_store() {
     let secret = std::fs::read_to_string(dir.join("memory-gateway.secret")).unwrap();
     assert!(!logs.contains(secret.trim()));
     assert!(!logs.contains(&token));
+    // No model files where they are looked for: embedding is off, and one
+    // line says how to turn it on.
+    let notice: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("semantic recall is off"))
+        .collect();
+    assert_eq!(notice.len(), 1, "{logs}");
+    assert!(
+        notice[0].contains("MEMORY_EMBED_MODEL_DIR"),
+        "{}",
+        notice[0]
+    );
     assert!(!logs.contains("abcd1234efgh5678ijkl"));
     assert!(dir.join("memory-gateway-memories.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_remote_embedder_is_named_at_start_without_its_key_and_a_dead_one_loses_no_write() {
+    let dir = scratch();
+    let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
+    let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
+    let free_port = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (port, closed) = (free_port(), free_port());
+    let key = "sk-test-embedding-key-0123456789";
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("MEMORY_EMBED", "remote")
+        .env("MEMORY_EMBED_URL", format!("http://127.0.0.1:{closed}"))
+        .env("MEMORY_EMBED_MODEL", "text-embedding-test")
+        .env("MEMORY_EMBED_API_KEY", key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/v1/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mcp = common::connect(&format!("{base}/mcp"), &token).await;
+    common::ok_json(
+        &mcp,
+        "commit_memory",
+        json!({"content": "the embedder is down but this is kept"}),
+    )
+    .await;
+    let (is_error, text) =
+        common::call(&mcp, "recall_memory", json!({"query": "embedder kept"})).await;
+    assert!(!is_error, "{text}");
+    assert!(
+        text.contains("the embedder is down but this is kept"),
+        "{text}"
+    );
+    drop(mcp);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let mut logs = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(!logs.contains(key), "the API key was logged: {logs}");
+    assert!(
+        logs.lines().any(|l| l.contains("embedding remote")
+            && l.contains(&format!("127.0.0.1:{closed}"))
+            && l.contains("text-embedding-test")),
+        "{logs}"
+    );
+    assert!(logs.contains("embedding failed"), "{logs}");
+    assert!(!logs.contains("is down but"), "content in the logs: {logs}");
 }

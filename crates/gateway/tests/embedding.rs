@@ -7,6 +7,7 @@ mod common;
 
 use common::{call, connect, ok_json};
 use memory_client::{Client, ClientConfig};
+use memory_contract::capability;
 use memory_embed::{cosine, Embedder, LocalConfig, LocalEmbedder, RemoteConfig, RemoteEmbedder};
 use memory_gateway::app::{self, SpawnedGateway};
 use memory_gateway::auth::{self, Caller, Secret};
@@ -218,7 +219,13 @@ impl std::io::Write for LogWriter {
 #[tokio::test]
 async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
     let setup = Setup::start(384, Some(model())).await;
-    assert_ne!(setup.gw().embed_use().await, EmbedUse::Off);
+    // The plugin's ranking of query and vector together when it offers it.
+    let expected = if setup.gw().plugin().supports(capability::HYBRID) {
+        EmbedUse::Hybrid
+    } else {
+        EmbedUse::Semantic
+    };
+    assert_eq!(setup.gw().embed_use().await, expected);
     let mcp = setup.mcp().await;
     ok_json(&mcp, "commit_memory", json!({"content": DECISION})).await;
     for other in OTHERS {
@@ -264,6 +271,28 @@ async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
         "{}",
         answer.text
     );
+}
+
+#[tokio::test]
+async fn a_plugin_with_embedding_but_no_hybrid_ranks_by_the_query_vector() {
+    // A v1 plugin: `embedding` (384) without `hybrid` or a dimension.
+    let setup = Setup::start_with(384, true, Some(model())).await;
+    assert!(!setup.gw().plugin().supports(capability::HYBRID));
+    assert_eq!(setup.gw().embed_use().await, EmbedUse::Semantic);
+    for other in OTHERS {
+        setup.tool("commit_memory", json!({"content": other})).await;
+    }
+    setup
+        .tool("commit_memory", json!({"content": DECISION}))
+        .await;
+    let rows = recalled(
+        &setup
+            .tool("recall_memory", json!({"query": PARAPHRASE}))
+            .await,
+    );
+    assert_eq!(rows.first().map(String::as_str), Some(DECISION), "{rows:?}");
+    // Cosine ranks every memory: all four come back, the decision first.
+    assert_eq!(rows.len(), 4, "{rows:?}");
 }
 
 #[tokio::test]
