@@ -76,6 +76,7 @@ async fn suite_passes_with_a_token_and_skips_extensions_on_v1_only_plugin() {
         "scan_paging",
         "checksum_tracks_writes",
         "created_at_kept",
+        "search_hybrid",
     ] {
         assert_eq!(report.check(name).expect("ran").status, CheckStatus::Skip);
     }

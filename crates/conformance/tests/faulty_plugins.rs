@@ -176,6 +176,31 @@ async fn ignoring_kinds_fails_search_kinds_filter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_mode_fails_search_hybrid() {
+    assert_check_fails(
+        Fault::IgnoreMode,
+        "search_hybrid",
+        &["without an embedding", "400"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaking_prefix_matches_fails_search_hybrid() {
+    assert_check_fails(Fault::LeakPrefixMatches, "search_hybrid", &["only"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reversed_hybrid_order_fails_search_hybrid() {
+    assert_check_fails(
+        Fault::ReverseScoredResults,
+        "search_hybrid",
+        &["best first"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reversed_similarity_order_fails_search_embedding() {
     assert_check_fails(
         Fault::ReverseScoredResults,

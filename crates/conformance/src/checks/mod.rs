@@ -4,6 +4,7 @@
 mod basic;
 mod errors;
 mod extensions;
+mod hybrid;
 mod memories;
 mod search;
 
@@ -148,6 +149,9 @@ pub(crate) fn all() -> Vec<Check> {
         check!("created_at_kept", Some(capability::CREATED_AT),
             "Extension created_at: a write's created_at is stored and returned.",
             extensions::created_at_kept),
+        check!("search_hybrid", Some(capability::HYBRID),
+            "Extension hybrid: a search with mode hybrid answers scored memories of the requested namespaces only, best first, within limit; without its query or embedding it is 400 with the envelope.",
+            hybrid::search_hybrid),
     ]
 }
 

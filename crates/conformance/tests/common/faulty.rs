@@ -70,6 +70,8 @@ pub enum Fault {
     DropCreatedAt,
     /// Drops `propagation` from search results.
     DropPropagation,
+    /// Drops `mode` from searches, so a hybrid search runs by the v1 rules.
+    IgnoreMode,
 }
 
 const FIXED_ID: &str = "00000000-0000-4000-8000-000000000001";
@@ -258,6 +260,9 @@ async fn forward(
                     }
                     Fault::IgnoreKinds => {
                         req.remove("kinds");
+                    }
+                    Fault::IgnoreMode => {
+                        req.remove("mode");
                     }
                     Fault::AcceptLimitOver100
                         if req
