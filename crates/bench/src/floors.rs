@@ -2,9 +2,11 @@
 //! JSON and no client process in between. Each figure of the report is
 //! divided by one of these.
 //!
-//! The write and search statements mirror the plugin's own Postgres store
-//! (`crates/plugin/src/store/postgres.rs`), so a ratio measures what the
-//! plugin adds around the same SQL, not a different query plan.
+//! The write statement is the plugin's own (`INSERT_SQL`) and the search
+//! statements are built from the store's column list and filter, so a ratio
+//! measures what the plugin adds around the same SQL, not a different query
+//! plan. The naive search statements ([`naive_search_sql`]) are a second
+//! floor: what a plugin author would write first.
 
 // The plugin's own write statement (without embeddings), so the floor runs
 // exactly what the store runs.
@@ -178,16 +180,15 @@ impl Mode {
     }
 }
 
-const MEMORY_COLUMNS: &str =
-    "id, namespace, content, kind, source, expires_at, propagation, pin, created_at";
-const FILTER: &str = "namespace = ANY($1)
-     AND (expires_at IS NULL OR expires_at > now())
-     AND namespace IN (SELECT name FROM memory_namespaces WHERE name = ANY($1)
-                       AND (expires_at IS NULL OR expires_at > now()))
-     AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
+use memory_plugin::store::postgres::{
+    SEARCH_COLUMNS_SQL as MEMORY_COLUMNS, SEARCH_FILTER_SQL as FILTER,
+};
 
-/// The plugin's search statement for `mode`; `$4` is the query text or the
-/// vector literal.
+/// The plugin's search statement for `mode`, built from the store's own
+/// column list and filter (`memory_plugin::store::postgres`); `$4` is the
+/// query text (escaped by the store's `substring_argument` for ILIKE) or
+/// the vector literal. The semantic statement is the store's HNSW form
+/// (the store compares every row exactly below 10,000 candidates).
 pub fn search_sql(mode: Mode) -> String {
     match mode {
         Mode::Semantic => format!(
@@ -215,6 +216,46 @@ pub fn search_sql(mode: Mode) -> String {
             "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
              FROM memory_records
              WHERE {FILTER}
+             ORDER BY pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+    }
+}
+
+/// The statement a plugin author would write first for `mode`: one query
+/// over `namespace = ANY($1)` and live rows, sorted as the store sorts
+/// (no check that the namespaces themselves are live, no kind filter
+/// beyond `$2`). Parameters as in [`search_sql`].
+pub fn naive_search_sql(mode: Mode) -> String {
+    const NAIVE_FILTER: &str = "namespace = ANY($1)
+         AND (expires_at IS NULL OR expires_at > now())
+         AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
+    match mode {
+        Mode::Semantic => format!(
+            "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
+             FROM memory_records
+             WHERE {NAIVE_FILTER} AND embedding IS NOT NULL
+             ORDER BY embedding <=> $4::vector
+             LIMIT $3"
+        ),
+        Mode::FullText => format!(
+            "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, websearch_to_tsquery('english', $4))::float8 AS score
+             FROM memory_records
+             WHERE {NAIVE_FILTER} AND search_tsv @@ websearch_to_tsquery('english', $4)
+             ORDER BY score DESC, pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+        Mode::Substring => format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records
+             WHERE {NAIVE_FILTER} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
+             ORDER BY pin DESC, created_at DESC, id
+             LIMIT $3"
+        ),
+        Mode::Recent => format!(
+            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+             FROM memory_records
+             WHERE {NAIVE_FILTER}
              ORDER BY pin DESC, created_at DESC, id
              LIMIT $3"
         ),

@@ -13,11 +13,14 @@ pub mod child;
 pub mod embedding;
 pub mod floors;
 pub mod gateway;
+pub mod generated;
 pub mod legacy;
 pub mod load;
 pub mod machine;
 pub mod naive;
 pub mod options;
+pub mod pg_batch;
+pub mod pgbench;
 pub mod plugin;
 pub mod quality;
 pub mod report;
@@ -25,6 +28,8 @@ pub mod run;
 pub mod scratch;
 pub mod semantic;
 pub mod sqlite_floors;
+pub mod sqlite_million;
+pub mod targets;
 
 /// Prints a progress line on stderr, prefixed with the time.
 pub fn progress(message: &str) {

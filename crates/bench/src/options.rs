@@ -100,6 +100,20 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub embedding_dim: usize,
 
+    /// Which part to run: all (the full benchmark), backfill (sections a-d:
+    /// legacy data, in-database copy, backfill apply and verify, naive
+    /// per-row), pg-batch (the Postgres store's batch write against INSERT
+    /// ... SELECT) or sqlite-million (a SQLite plugin loaded through the
+    /// batch route with --rows generated memories over --workspaces
+    /// workspaces: load rate, searches, peak RSS).
+    #[arg(long, value_enum, default_value_t = Section::All)]
+    pub section: Section,
+
+    /// sqlite-million: keep the SQLite file here; when it already holds
+    /// memories the load is skipped and only the searches and memory are measured.
+    #[arg(long, value_name = "FILE")]
+    pub sqlite_path: Option<PathBuf>,
+
     /// Measure retrieval quality only: recall@5 and MRR@10 of full-text,
     /// semantic and hybrid search over the built-in evaluation set (a SQLite
     /// plugin, the local all-MiniLM-L6-v2 model; no Postgres needed).
@@ -129,6 +143,15 @@ pub struct Options {
     pub markdown: bool,
 }
 
+/// The part of the benchmark a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    All,
+    Backfill,
+    PgBatch,
+    SqliteMillion,
+}
+
 /// The validated sizes and settings of one run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -154,6 +177,8 @@ pub struct Plan {
     pub quality: bool,
     pub embedding: bool,
     pub embed_threads: Option<usize>,
+    pub section: Section,
+    pub sqlite_path: Option<PathBuf>,
 }
 
 impl Options {
@@ -219,6 +244,9 @@ impl Options {
                 self.embedding_dim
             ));
         }
+        if self.sqlite_path.is_some() && self.section != Section::SqliteMillion {
+            return Err("--sqlite-path is only used with --section sqlite-million".into());
+        }
         let database_url = parse_postgres_url("--database-url", &self.database_url)?;
         let pg18_url = match self.pg18_url.as_deref() {
             Some(raw) if !raw.trim().is_empty() => Some(parse_postgres_url("--pg18-url", raw)?),
@@ -247,6 +275,8 @@ impl Options {
             quality: self.quality,
             embedding: self.embedding,
             embed_threads: self.embed_threads,
+            section: self.section,
+            sqlite_path: self.sqlite_path,
         })
     }
 }
@@ -334,6 +364,28 @@ mod tests {
     fn naive_slice_larger_than_the_table_is_refused() {
         let err = plan(&["--rows=100", "--workspaces=10", "--naive-rows=1000"]).unwrap_err();
         assert!(err.contains("--naive-rows"), "{err}");
+    }
+
+    #[test]
+    fn sections_parse_and_sqlite_path_needs_its_section() {
+        assert_eq!(plan(&[]).unwrap().section, Section::All);
+        let p = plan(&["--section", "sqlite-million", "--sqlite-path", "/tmp/x.db"]).unwrap();
+        assert_eq!(p.section, Section::SqliteMillion);
+        assert_eq!(
+            p.sqlite_path.as_deref(),
+            Some(std::path::Path::new("/tmp/x.db"))
+        );
+        assert_eq!(
+            plan(&["--section=pg-batch"]).unwrap().section,
+            Section::PgBatch
+        );
+        assert_eq!(
+            plan(&["--section=backfill"]).unwrap().section,
+            Section::Backfill
+        );
+        let err = plan(&["--sqlite-path", "/tmp/x.db"]).unwrap_err();
+        assert!(err.contains("--section sqlite-million"), "{err}");
+        assert!(plan(&["--section=nope"]).is_err());
     }
 
     #[test]

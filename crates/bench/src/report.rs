@@ -31,6 +31,10 @@ pub enum Target {
     RatioAtLeast(f64),
     /// The value must be below this (same unit as the value).
     ValueBelow(f64),
+    /// The value must be at most this (same unit as the value).
+    ValueAtMost(f64),
+    /// The value must be at least this (same unit as the value).
+    ValueAtLeast(f64),
 }
 
 impl Target {
@@ -39,6 +43,8 @@ impl Target {
             Target::RatioAtMost(r) => format!("<= {}x", trim_float(r)),
             Target::RatioAtLeast(r) => format!(">= {}x", trim_float(r)),
             Target::ValueBelow(v) => format!("< {}", format_value(v, unit)),
+            Target::ValueAtMost(v) => format!("<= {}", format_value(v, unit)),
+            Target::ValueAtLeast(v) => format!(">= {}", format_value(v, unit)),
         }
     }
 }
@@ -114,6 +120,8 @@ impl Figure {
             Target::RatioAtMost(max) => self.ratio.map(|r| r <= max),
             Target::RatioAtLeast(min) => self.ratio.map(|r| r >= min),
             Target::ValueBelow(limit) => Some(self.value < limit),
+            Target::ValueAtMost(limit) => Some(self.value <= limit),
+            Target::ValueAtLeast(limit) => Some(self.value >= limit),
         };
         self.target = Some(target);
         self
@@ -273,6 +281,12 @@ mod tests {
         let rss = Figure::plain("b", "peak RSS", 70.0 * 1048576.0, Unit::Bytes)
             .with_target(Target::ValueBelow(64.0 * 1048576.0));
         assert_eq!(rss.met, Some(false));
+        let fast = Figure::plain("g", "p50", 5.0, Unit::Milliseconds)
+            .with_target(Target::ValueAtMost(5.0));
+        assert_eq!(fast.met, Some(true));
+        let slow_load = Figure::plain("g", "load", 19_999.0, Unit::PerSecond)
+            .with_target(Target::ValueAtLeast(20_000.0));
+        assert_eq!(slow_load.met, Some(false));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::floors::{self, Mode, FLOOR_SCHEMA, MIGRATE_SCHEMA, NAIVE_SCHEMA, PLUG
 use crate::legacy::{self, LegacySize, LegacyStats, SEARCH_TERMS, SUBSTRING_CHARS};
 use crate::load::{run_load, LoadBounds, LoadSummary};
 use crate::machine::Machine;
-use crate::options::Plan;
+use crate::options::{Plan, Section};
 use crate::plugin::{PluginHttp, PluginProcess};
 use crate::report::{Figure, Target, Unit};
 use crate::scratch::ScratchDb;
@@ -139,11 +139,13 @@ pub fn build_binaries() -> Result<()> {
 }
 
 /// Finds `memory-plugin`, `memory-backfill`, `memory-gateway` and
-/// `memory-migrate` in `dir` or next to this executable.
+/// `memory-migrate` in `dir` or next to this executable. Whether they exist
+/// is checked when a run starts ([`Binaries::require`]), for the ones its
+/// section needs.
 ///
 /// # Errors
 ///
-/// When either is missing; the message says how to build them.
+/// When this executable's directory cannot be found.
 pub fn locate_binaries(dir: Option<&Path>) -> Result<Binaries> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
@@ -153,27 +155,38 @@ pub fn locate_binaries(dir: Option<&Path>) -> Result<Binaries> {
             .map(Path::to_path_buf)
             .context("this executable has no parent directory")?,
     };
-    let found = Binaries {
+    Ok(Binaries {
         plugin: dir.join("memory-plugin"),
         backfill: dir.join("memory-backfill"),
         gateway: dir.join("memory-gateway"),
         migrate: dir.join("memory-migrate"),
-    };
-    for bin in [
-        &found.plugin,
-        &found.backfill,
-        &found.gateway,
-        &found.migrate,
-    ] {
-        if !bin.is_file() {
-            bail!(
-                "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway -p memory-migrate` \
-                 or pass --bin-dir",
-                bin.display()
-            );
+    })
+}
+
+impl Binaries {
+    /// Checks that the binaries `section` runs exist.
+    ///
+    /// # Errors
+    ///
+    /// When one is missing; the message says how to build them.
+    pub fn require(&self, section: Section) -> Result<()> {
+        let needed: Vec<&PathBuf> = match section {
+            Section::All => vec![&self.plugin, &self.backfill, &self.gateway, &self.migrate],
+            Section::Backfill => vec![&self.plugin, &self.backfill],
+            Section::SqliteMillion => vec![&self.plugin],
+            Section::PgBatch => Vec::new(),
+        };
+        for bin in needed {
+            if !bin.is_file() {
+                bail!(
+                    "{} not found; build it with `cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway -p memory-migrate` \
+                     or pass --bin-dir",
+                    bin.display()
+                );
+            }
         }
+        Ok(())
     }
-    Ok(found)
 }
 
 /// Shared state of one run.
@@ -193,6 +206,12 @@ struct Ctx {
 /// Setup failures and failures of a step; correctness problems that do not
 /// stop the run are in [`Outcome::failures`] instead.
 pub async fn run(plan: Plan, bins: Binaries, command: String) -> Result<Outcome> {
+    bins.require(plan.section)?;
+    match plan.section {
+        Section::SqliteMillion => return crate::sqlite_million::run(&plan, &bins, command).await,
+        Section::PgBatch => return crate::pg_batch::run(&plan, command).await,
+        Section::All | Section::Backfill => {}
+    }
     let started = Instant::now();
     let work_dir = std::env::temp_dir().join(format!("memory-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work_dir)
@@ -470,6 +489,12 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         )),
     );
 
+    if plan.section == Section::Backfill {
+        plugin.stop().await;
+        pool.close().await;
+        return Ok(out);
+    }
+
     // (f) search and (e) commit load on the Postgres plugin.
     let namespace_sets = floors::search_namespace_sets(&pool, SEARCH_NAMESPACE_SETS).await?;
     if namespace_sets.is_empty() {
@@ -478,16 +503,11 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     let search_pool = floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, 1).await?;
     for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
         progress(&format!("(f) Postgres search, {} mode", mode.name()));
-        let (via_plugin, direct) =
+        let (via_plugin, direct, naive) =
             measure_search_pg(plan, &plugin.handle(), &search_pool, mode, &namespace_sets).await;
-        push_latency_figures(
-            &mut out,
-            "f",
-            &format!("Postgres search {} ({} rows)", mode.name(), migrated),
-            &via_plugin,
-            &direct,
-            "direct SQL",
-        );
+        let label = format!("Postgres search {} ({} rows)", mode.name(), migrated);
+        push_latency_figures(&mut out, "f", &label, &via_plugin, &direct, "store SQL");
+        crate::targets::push_naive_search(&mut out, "f", &label, &via_plugin, &naive);
     }
     search_pool.close().await;
 
@@ -498,6 +518,30 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     .await?;
     let contents = Arc::new(legacy::phrase_dictionary(1000, 7));
     let write_namespaces = Arc::new(write_namespaces);
+    let pgbench_scripts = match crate::pgbench::find() {
+        Some(binary) => {
+            let scripts = crate::pgbench::write_scripts(
+                &ctx.work_dir,
+                PLUGIN_SCHEMA,
+                &write_namespaces,
+                &contents,
+            )?;
+            out.notes.push(format!(
+                "pgbench floor: {} -n -c N -j min(N,2) -T {} with {} one-line INSERT scripts (one row of the                  plugin's shape per transaction into {PLUGIN_SCHEMA}.memory_records), run right after the                  plugin's load at the same N; writes/s is pgbench's tps, p50/p99 come from its                  per-transaction log (--log)",
+                binary.display(),
+                plan.commit_time.as_secs_f64().ceil().max(1.0),
+                scripts.len()
+            ));
+            Some((binary, scripts))
+        }
+        None => {
+            out.notes.push(
+                "pgbench not found (/usr/bin/pgbench, pg_config --bindir, PATH): the pgbench                  single-write floor is skipped"
+                    .into(),
+            );
+            None
+        }
+    };
     for &clients in &plan.commit_levels {
         progress(&format!("(e) Postgres commits, {clients} clients"));
         let via_plugin = commit_load_plugin(
@@ -508,6 +552,38 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             &contents,
         )
         .await;
+        if let Some((binary, scripts)) = &pgbench_scripts {
+            progress(&format!("(e) pgbench floor, {clients} clients"));
+            match crate::pgbench::run(
+                binary,
+                ctx.scratch.url(),
+                scripts,
+                clients,
+                plan.commit_time,
+                &ctx.work_dir,
+            )
+            .await
+            {
+                Ok(floor) => {
+                    load_failures(&mut out, &format!("pgbench, {clients} clients"), &floor);
+                    crate::targets::push_write_figures(
+                        &mut out,
+                        &crate::targets::WriteCase {
+                            section: "e",
+                            label: &format!("Postgres single write, {clients} clients"),
+                            clients,
+                            floor: crate::targets::WriteFloor::Pgbench,
+                            floor_name: "pgbench",
+                        },
+                        &via_plugin,
+                        &floor,
+                    );
+                }
+                Err(e) => out
+                    .failures
+                    .push(format!("pgbench floor at {clients} clients: {e:#}")),
+            }
+        }
         let direct_pool =
             floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, clients as u32).await?;
         let direct = {
@@ -533,7 +609,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             &format!("Postgres commit, {clients} clients"),
             &via_plugin,
             &direct,
-            "direct INSERT",
+            "store INSERT",
         );
     }
 
@@ -694,7 +770,7 @@ fn commit_bounds(plan: &Plan) -> LoadBounds {
     }
 }
 
-fn search_bounds(plan: &Plan) -> LoadBounds {
+pub(crate) fn search_bounds(plan: &Plan) -> LoadBounds {
     LoadBounds {
         max_ops: plan.search_requests,
         max_time: if plan.quick {
@@ -752,46 +828,39 @@ fn search_request(mode: Mode, namespaces: &[String], i: u64) -> SearchRequest {
     }
 }
 
-/// Escapes `\`, `%` and `_` as the plugin does before ILIKE.
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Sequential searches through the plugin and directly, after a short
-/// warm-up of each.
+/// Sequential searches through the plugin, with the store's statement and
+/// with the naive statement, after a short warm-up of each: (plugin, store
+/// SQL, naive SQL).
 async fn measure_search_pg(
     plan: &Plan,
     plugin: &PluginHttp,
     pool: &PgPool,
     mode: Mode,
     sets: &[Vec<String>],
-) -> (LoadSummary, LoadSummary) {
+) -> (LoadSummary, LoadSummary, LoadSummary) {
     let sets = Arc::new(sets.to_vec());
-    let sql = Arc::new(floors::search_sql(mode));
-    let direct_op = {
+    let direct_with = |sql: String| {
         let pool = pool.clone();
         let sets = Arc::clone(&sets);
-        let sql = Arc::clone(&sql);
+        let sql = Arc::new(sql);
         move |_: usize, i: u64| {
             let pool = pool.clone();
             let sets = Arc::clone(&sets);
             let sql = Arc::clone(&sql);
             async move {
                 let ns = &sets[(i as usize) % sets.len()];
-                let text = search_text(mode, i).map(escape_like);
+                let text = search_text(mode, i).map(|t| match mode {
+                    Mode::Substring => memory_plugin::store::postgres::substring_argument(t),
+                    _ => t.to_string(),
+                });
                 floors::search_direct(&pool, &sql, ns, text.as_deref(), SEARCH_LIMIT)
                     .await
                     .map(|_| ())
             }
         }
     };
+    let direct_op = direct_with(floors::search_sql(mode));
+    let naive_op = direct_with(floors::naive_search_sql(mode));
     let plugin_op = {
         let plugin = plugin.clone();
         let sets = Arc::clone(&sets);
@@ -810,12 +879,14 @@ async fn measure_search_pg(
     };
     run_load(1, warm, plugin_op.clone()).await;
     run_load(1, warm, direct_op.clone()).await;
+    run_load(1, warm, naive_op.clone()).await;
     let via_plugin = run_load(1, search_bounds(plan), plugin_op).await;
     let direct = run_load(1, search_bounds(plan), direct_op).await;
-    (via_plugin, direct)
+    let naive = run_load(1, search_bounds(plan), naive_op).await;
+    (via_plugin, direct, naive)
 }
 
-fn load_failures(out: &mut Outcome, label: &str, summary: &LoadSummary) {
+pub(crate) fn load_failures(out: &mut Outcome, label: &str, summary: &LoadSummary) {
     if summary.errors > 0 {
         out.failures.push(format!(
             "{label}: {} of {} operations failed; first: {}",
@@ -826,7 +897,7 @@ fn load_failures(out: &mut Outcome, label: &str, summary: &LoadSummary) {
     }
 }
 
-fn push_latency_figures(
+pub(crate) fn push_latency_figures(
     out: &mut Outcome,
     section: &str,
     label: &str,
@@ -911,70 +982,28 @@ async fn sqlite_figures(
         )
         .with_note(format!("SQLite load: {loaded} rows in {load_secs:.1} s")),
     );
+    if let Some(target) = crate::targets::sqlite_load_target(loaded) {
+        if let Some(figure) = out.figures.last_mut() {
+            *figure = figure.clone().with_target(target);
+        }
+    }
 
     let floor = SqliteFloor::open(&file, 4).await?;
     for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
         progress(&format!("(g) SQLite search, {} mode", mode.name()));
-        let Some(sql) = sqlite_floors::search_sql(mode) else {
-            continue;
-        };
-        let sql = Arc::new(sql);
-        let sets = Arc::new(namespace_sets.to_vec());
-        let plugin_op = {
-            let http = http.clone();
-            let sets = Arc::clone(&sets);
-            move |_: usize, i: u64| {
-                let http = http.clone();
-                let sets = Arc::clone(&sets);
-                async move {
-                    let request = search_request(mode, &sets[(i as usize) % sets.len()], i);
-                    http.search(&request).await.map(|_| ())
-                }
-            }
-        };
-        let floor_ref = Arc::new((floor.writer.clone(), floor.reader.clone()));
-        let direct_op = {
-            let sets = Arc::clone(&sets);
-            let sql = Arc::clone(&sql);
-            let pools = Arc::clone(&floor_ref);
-            move |_: usize, i: u64| {
-                let sets = Arc::clone(&sets);
-                let sql = Arc::clone(&sql);
-                let pools = Arc::clone(&pools);
-                async move {
-                    let floor = SqliteFloor {
-                        writer: pools.0.clone(),
-                        reader: pools.1.clone(),
-                    };
-                    let argument = sqlite_floors::search_argument(mode, search_text(mode, i));
-                    sqlite_floors::search_direct(
-                        &floor,
-                        &sql,
-                        &sets[(i as usize) % sets.len()],
-                        argument.as_deref(),
-                        SEARCH_LIMIT,
-                    )
-                    .await
-                    .map(|_| ())
-                }
-            }
-        };
-        let warm = LoadBounds {
-            max_ops: 20,
-            max_time: Duration::from_secs(10),
-        };
-        run_load(1, warm, plugin_op.clone()).await;
-        run_load(1, warm, direct_op.clone()).await;
-        let via_plugin = run_load(1, search_bounds(plan), plugin_op).await;
-        let direct = run_load(1, search_bounds(plan), direct_op).await;
+        let (via_plugin, direct) =
+            measure_search_sqlite(&http, &floor, mode, namespace_sets, search_bounds(plan)).await?;
         push_latency_figures(
             out,
             "g",
             &format!("SQLite search {} ({loaded} rows)", mode.name()),
             &via_plugin,
             &direct,
-            "direct SQL",
+            "store SQL",
         );
+        if mode == Mode::FullText {
+            crate::targets::sqlite_fts_targets(out, loaded, plan.quick, &via_plugin);
+        }
     }
 
     for &clients in &plan.commit_levels {
@@ -1000,24 +1029,41 @@ async fn sqlite_figures(
             })
             .await
         };
-        push_throughput_figures(
+        load_failures(
             out,
-            "g",
-            &format!("SQLite commit, {clients} clients"),
+            &format!("SQLite commit, {clients} clients via plugin"),
+            &via_plugin,
+        );
+        load_failures(
+            out,
+            &format!("SQLite commit, {clients} clients direct"),
+            &direct,
+        );
+        crate::targets::push_write_figures(
+            out,
+            &crate::targets::WriteCase {
+                section: "g",
+                label: &format!("SQLite single write, {clients} clients"),
+                clients,
+                floor: crate::targets::WriteFloor::SqliteInsert,
+                floor_name: "store INSERT, 1 row/tx",
+            },
             &via_plugin,
             &direct,
-            "direct INSERT",
         );
     }
     floor.close().await;
     plugin.sample_peak();
     let exit = plugin.stop().await;
-    out.add(Figure::plain(
-        "h",
-        "plugin (SQLite) peak RSS",
-        exit.peak_rss_bytes as f64,
-        Unit::Bytes,
-    ));
+    out.add(
+        Figure::plain(
+            "h",
+            "plugin (SQLite) peak RSS",
+            exit.peak_rss_bytes as f64,
+            Unit::Bytes,
+        )
+        .with_target(Target::ValueAtMost(crate::targets::SQLITE_PEAK_RSS)),
+    );
     out.notes.push(
         "SQLite floors run the plugin's statements on the same file: one writer connection \
          (SQLite admits one writer at a time), a pool of readers"
@@ -1316,17 +1362,19 @@ async fn semantic_figures(
     .await;
     db.drop_database().await;
     let result = result?;
+    let label = format!(
+        "PG18 search semantic ({} rows, dim {})",
+        result.rows, plan.embedding_dim
+    );
     push_latency_figures(
         out,
         "f",
-        &format!(
-            "PG18 search semantic ({} rows, dim {})",
-            result.rows, plan.embedding_dim
-        ),
+        &label,
         &result.via_plugin,
         &result.direct,
-        "direct SQL",
+        "store SQL",
     );
+    crate::targets::push_naive_search(out, "f", &label, &result.via_plugin, &result.naive);
     out.add(Figure::plain(
         "h",
         "plugin (PG18, pgvector) peak RSS",
@@ -1339,4 +1387,82 @@ async fn semantic_figures(
         result.rows, result.load_seconds, result.index_seconds
     ));
     Ok(())
+}
+
+/// Sequential searches of `mode` through a SQLite plugin and with the
+/// store's own statement on the same file, after a short warm-up of each.
+///
+/// # Errors
+///
+/// When the full-text document frequencies cannot be counted.
+pub(crate) async fn measure_search_sqlite(
+    http: &PluginHttp,
+    floor: &SqliteFloor,
+    mode: Mode,
+    namespace_sets: &[Vec<String>],
+    bounds: LoadBounds,
+) -> Result<(LoadSummary, LoadSummary)> {
+    let Some(sql) = sqlite_floors::search_sql(mode) else {
+        bail!("no SQLite statement for {} search", mode.name());
+    };
+    let freqs = if mode == Mode::FullText {
+        sqlite_floors::doc_freqs(floor, SEARCH_TERMS).await?
+    } else {
+        Default::default()
+    };
+    let freqs = Arc::new(freqs);
+    let sql = Arc::new(sql);
+    let sets = Arc::new(namespace_sets.to_vec());
+    let plugin_op = {
+        let http = http.clone();
+        let sets = Arc::clone(&sets);
+        move |_: usize, i: u64| {
+            let http = http.clone();
+            let sets = Arc::clone(&sets);
+            async move {
+                let request = search_request(mode, &sets[(i as usize) % sets.len()], i);
+                http.search(&request).await.map(|_| ())
+            }
+        }
+    };
+    let pools = Arc::new((floor.writer.clone(), floor.reader.clone()));
+    let direct_op = {
+        let sets = Arc::clone(&sets);
+        let sql = Arc::clone(&sql);
+        move |_: usize, i: u64| {
+            let sets = Arc::clone(&sets);
+            let sql = Arc::clone(&sql);
+            let pools = Arc::clone(&pools);
+            let freqs = Arc::clone(&freqs);
+            async move {
+                let floor = SqliteFloor {
+                    writer: pools.0.clone(),
+                    reader: pools.1.clone(),
+                };
+                let names = &sets[(i as usize) % sets.len()];
+                let text = search_text(mode, i);
+                let argument = sqlite_floors::search_argument(mode, text, names);
+                let doc_freqs = text.and_then(|t| freqs.get(t)).map(Vec::as_slice);
+                sqlite_floors::search_direct(
+                    &floor,
+                    &sql,
+                    names,
+                    argument.as_deref(),
+                    doc_freqs,
+                    SEARCH_LIMIT,
+                )
+                .await
+                .map(|_| ())
+            }
+        }
+    };
+    let warm = LoadBounds {
+        max_ops: 20,
+        max_time: Duration::from_secs(10),
+    };
+    run_load(1, warm, plugin_op.clone()).await;
+    run_load(1, warm, direct_op.clone()).await;
+    let via_plugin = run_load(1, bounds, plugin_op).await;
+    let direct = run_load(1, bounds, direct_op).await;
+    Ok((via_plugin, direct))
 }

@@ -33,6 +33,8 @@ pub struct SemanticResult {
     pub index_seconds: f64,
     pub via_plugin: LoadSummary,
     pub direct: LoadSummary,
+    /// The naive statement ([`floors::naive_search_sql`]).
+    pub naive: LoadSummary,
     pub plugin_peak_rss: u64,
 }
 
@@ -127,7 +129,7 @@ pub async fn measure(setup: SemanticSetup<'_>) -> Result<SemanticResult> {
     let queries: Arc<Vec<Vec<f32>>> =
         Arc::new((0..64).map(|_| random_unit_vector(&mut rng, dim)).collect());
     let sets = Arc::new(setup.namespace_sets.to_vec());
-    let (via_plugin, direct) =
+    let (via_plugin, direct, naive) =
         search(&http, &pool, &queries, &sets, setup.requests, setup.quick).await;
     pool.close().await;
     let exit = plugin.stop().await;
@@ -137,6 +139,7 @@ pub async fn measure(setup: SemanticSetup<'_>) -> Result<SemanticResult> {
         index_seconds,
         via_plugin,
         direct,
+        naive,
         plugin_peak_rss: exit.peak_rss_bytes,
     })
 }
@@ -148,8 +151,7 @@ async fn search(
     sets: &Arc<Vec<Vec<String>>>,
     requests: u64,
     quick: bool,
-) -> (LoadSummary, LoadSummary) {
-    let sql = Arc::new(floors::search_sql(Mode::Semantic));
+) -> (LoadSummary, LoadSummary, LoadSummary) {
     let plugin_op = {
         let http = http.clone();
         let queries = Arc::clone(queries);
@@ -167,10 +169,11 @@ async fn search(
             async move { http.search(&request).await.map(|_| ()) }
         }
     };
-    let direct_op = {
+    let direct_with = |sql: String| {
         let pool = pool.clone();
         let queries = Arc::clone(queries);
         let sets = Arc::clone(sets);
+        let sql = Arc::new(sql);
         move |_: usize, i: u64| {
             let pool = pool.clone();
             let sql = Arc::clone(&sql);
@@ -183,6 +186,8 @@ async fn search(
             }
         }
     };
+    let direct_op = direct_with(floors::search_sql(Mode::Semantic));
+    let naive_op = direct_with(floors::naive_search_sql(Mode::Semantic));
     let warm = LoadBounds {
         max_ops: 20,
         max_time: Duration::from_secs(10),
@@ -193,9 +198,11 @@ async fn search(
     };
     run_load(1, warm, plugin_op.clone()).await;
     run_load(1, warm, direct_op.clone()).await;
+    run_load(1, warm, naive_op.clone()).await;
     let via_plugin = run_load(1, bounds, plugin_op).await;
     let direct = run_load(1, bounds, direct_op).await;
-    (via_plugin, direct)
+    let naive = run_load(1, bounds, naive_op).await;
+    (via_plugin, direct, naive)
 }
 
 /// Provides an empty database on a server with pgvector: a scratch database

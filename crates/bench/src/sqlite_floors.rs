@@ -3,10 +3,13 @@
 //!
 //! Like the plugin, writes go through a single connection (SQLite admits one
 //! writer at a time) and reads through a pool, with WAL and `synchronous =
-//! NORMAL`. The statements mirror `crates/plugin/src/store/sqlite.rs`.
+//! NORMAL`. The statements and their arguments come from the store itself
+//! (`memory_plugin::store::sqlite`), and the readers are prepared by the
+//! store's `prepare_connection` (its full-text ranking function).
 
 use crate::floors::Mode;
 use anyhow::{Context, Result};
+use memory_plugin::store::sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -40,6 +43,7 @@ impl SqliteFloor {
             .with_context(|| format!("cannot open {}", path.display()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
+            .after_connect(|conn, _| Box::pin(sqlite::prepare_connection(conn)))
             .connect_with(base.read_only(true))
             .await
             .with_context(|| format!("cannot open {} for reading", path.display()))?;
@@ -77,7 +81,7 @@ pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> 
     .fetch_optional(&mut *tx)
     .await?;
     anyhow::ensure!(live.is_some(), "namespace {namespace} is not live");
-    let stored: Option<String> = sqlx::query_scalar(memory_plugin::store::sqlite::WRITE_MEMORY_SQL)
+    let stored: Option<String> = sqlx::query_scalar(sqlite::WRITE_MEMORY_SQL)
         .bind(Uuid::new_v4().to_string())
         .bind(namespace)
         .bind(content)
@@ -96,70 +100,54 @@ pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> 
     Ok(())
 }
 
-const MEMORY_COLUMNS: &str =
-    "r.id, r.namespace, r.content, r.kind, r.source, r.expires_at, r.propagation, r.pin, r.created_at";
-const FILTER: &str = "r.namespace IN (SELECT value FROM json_each(?1))
-               AND (r.expires_at IS NULL OR r.expires_at > ?2)
-               AND (?3 IS NULL OR r.kind IN (SELECT value FROM json_each(?3)))";
-
-/// The plugin's SQLite search statement for `mode` (semantic search is done
-/// in process there, so it has no SQL floor).
+/// The plugin's SQLite search statement for `mode`, from the store itself
+/// (semantic search is done in process there, so it has no SQL floor).
 pub fn search_sql(mode: Mode) -> Option<String> {
     match mode {
-        Mode::FullText => Some(format!(
-            "SELECT {MEMORY_COLUMNS}, -bm25(memory_records_fts) AS score
-             FROM memory_records_fts
-             JOIN memory_records r ON r.seq = memory_records_fts.rowid
-             WHERE memory_records_fts MATCH ?4 AND {FILTER}
-             ORDER BY bm25(memory_records_fts), r.pin DESC, r.created_at DESC, r.seq DESC
-             LIMIT ?5"
-        )),
-        Mode::Substring | Mode::Recent => Some(format!(
-            "SELECT {MEMORY_COLUMNS} FROM memory_records r
-             WHERE {FILTER}
-               AND (?4 IS NULL OR EXISTS (
-                   SELECT 1 FROM json_each(?4) AS p WHERE r.content LIKE p.value ESCAPE '\\'))
-             ORDER BY r.pin DESC, r.created_at DESC, r.seq DESC
-             LIMIT ?5"
-        )),
+        Mode::FullText => Some(sqlite::full_text_sql()),
+        Mode::Substring | Mode::Recent => Some(sqlite::unscored_search_sql()),
         Mode::Semantic => None,
     }
 }
 
-/// The argument `?4` of [`search_sql`] for `mode` and the request's text:
-/// an FTS5 expression of quoted words, or the JSON list of LIKE patterns.
-pub fn search_argument(mode: Mode, text: Option<&str>) -> Option<String> {
+/// The argument `?4` of [`search_sql`] for `mode` and the request's text,
+/// built by the store: the MATCH expression naming the namespaces, or the
+/// JSON list of LIKE patterns.
+pub fn search_argument(mode: Mode, text: Option<&str>, namespaces: &[String]) -> Option<String> {
     let text = text?;
     match mode {
-        Mode::FullText => Some(
-            text.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(|w| format!("\"{w}\""))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        Mode::Substring => {
-            let mut variants = vec![text.to_string(), text.to_lowercase(), text.to_uppercase()];
-            variants.sort();
-            variants.dedup();
-            let patterns: Vec<String> = variants
-                .into_iter()
-                .map(|v| {
-                    format!(
-                        "%{}%",
-                        v.replace('\\', "\\\\")
-                            .replace('%', "\\%")
-                            .replace('_', "\\_")
-                    )
-                })
-                .collect();
-            Some(serde_json::Value::from(patterns).to_string())
-        }
+        Mode::FullText => sqlite::full_text_match(text, namespaces),
+        Mode::Substring => Some(sqlite::substring_argument(text)),
         Mode::Recent | Mode::Semantic => None,
     }
 }
 
-/// Runs one search directly on the reader pool.
+/// Document frequencies (`?6` of the full-text statement) of each text,
+/// counted once by the store's own function, as the plugin remembers them
+/// between searches.
+///
+/// # Errors
+///
+/// When counting fails.
+pub async fn doc_freqs(
+    floor: &SqliteFloor,
+    texts: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<u8>>> {
+    let mut conn = floor.reader.acquire().await?;
+    let mut out = std::collections::HashMap::new();
+    for text in texts {
+        let counted = sqlite::full_text_arguments(&mut conn, text, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("counting document frequencies: {e}"))?;
+        if let Some((_, freqs)) = counted {
+            out.insert((*text).to_string(), freqs);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one search directly on the reader pool; `doc_freqs` is `?6` of
+/// the full-text statement (unused by the others).
 ///
 /// # Errors
 ///
@@ -169,6 +157,7 @@ pub async fn search_direct(
     sql: &str,
     namespaces: &[String],
     argument: Option<&str>,
+    doc_freqs: Option<&[u8]>,
     limit: i64,
 ) -> Result<usize> {
     let rows = sqlx::query(sql)
@@ -177,6 +166,7 @@ pub async fn search_direct(
         .bind(None::<String>)
         .bind(argument)
         .bind(limit)
+        .bind(doc_freqs)
         .fetch_all(&floor.reader)
         .await?;
     Ok(rows.len())
@@ -187,17 +177,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_text_argument_quotes_every_word() {
-        assert_eq!(
-            search_argument(Mode::FullText, Some("deploy rollback")).as_deref(),
-            Some("\"deploy\" \"rollback\"")
-        );
-    }
-
-    #[test]
-    fn substring_argument_lists_case_variants_as_like_patterns() {
-        let arg = search_argument(Mode::Substring, Some("q")).unwrap();
+    fn arguments_come_from_the_store() {
+        let names = vec!["workspace:a".to_string()];
+        let fts = search_argument(Mode::FullText, Some("deploy rollback"), &names).unwrap();
+        assert!(fts.contains("\"deploy\" \"rollback\""), "{fts}");
+        assert!(fts.contains("namespace_key"), "{fts}");
+        let arg = search_argument(Mode::Substring, Some("q"), &names).unwrap();
         assert_eq!(arg, r#"["%Q%","%q%"]"#);
-        assert_eq!(search_argument(Mode::Recent, Some("x")), None);
+        assert_eq!(search_argument(Mode::Recent, Some("x"), &names), None);
+        assert!(search_sql(Mode::Semantic).is_none());
     }
 }

@@ -1378,3 +1378,16 @@ mod tests {
         assert_eq!(vector_literal(&[1.0, -0.5, 3.25]), "[1,-0.5,3.25]");
     }
 }
+
+/// The columns every search returns, in row order (before `score`). Public
+/// so that benchmarks build their floors from the store's own pieces.
+pub const SEARCH_COLUMNS_SQL: &str = MEMORY_COLUMNS;
+
+/// The filter every search mode shares: namespaces `$1`, kinds `$2`, live
+/// rows in live namespaces. Public for the same reason.
+pub const SEARCH_FILTER_SQL: &str = SEARCH_FILTER;
+
+/// The ILIKE argument `$4` the substring mode binds for `text`.
+pub fn substring_argument(text: &str) -> String {
+    escape_like(text)
+}

@@ -757,24 +757,16 @@ impl SqliteStore {
         substring: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<Memory>> {
-        let patterns = substring.map(|s| json_list(&text_query::substring_patterns(s)));
-        let rows: Vec<SqliteRow> = sqlx::query(&format!(
-            "SELECT {MEMORY_COLUMNS} FROM memory_records r
-             WHERE {}
-               AND (?4 IS NULL OR EXISTS (
-                   SELECT 1 FROM json_each(?4) AS p WHERE r.content LIKE p.value ESCAPE '\\'))
-             ORDER BY r.pin DESC, r.created_at DESC, r.seq DESC
-             LIMIT ?5",
-            SearchFilter::SQL
-        ))
-        .bind(&filter.namespaces)
-        .bind(&filter.now)
-        .bind(&filter.kinds)
-        .bind(patterns)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("searching memories", e))?;
+        let patterns = substring.map(substring_argument);
+        let rows: Vec<SqliteRow> = sqlx::query(&unscored_search_sql())
+            .bind(&filter.namespaces)
+            .bind(&filter.now)
+            .bind(&filter.kinds)
+            .bind(patterns)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error("searching memories", e))?;
         rows.iter().map(codec::memory_from_row).collect()
     }
 }
@@ -1217,4 +1209,34 @@ impl Store for SqliteStore {
         }
         stats
     }
+}
+
+/// The search statement of the substring and newest-first modes, as the
+/// store runs it. Parameters: `?1` to `?3` as in [`full_text_sql`], `?4`
+/// the LIKE patterns from [`substring_argument`] or NULL for newest first,
+/// `?5` the limit. Public so that benchmarks run the store's statement.
+pub fn unscored_search_sql() -> String {
+    format!(
+        "SELECT {MEMORY_COLUMNS} FROM memory_records r
+         WHERE {}
+           AND (?4 IS NULL OR EXISTS (
+               SELECT 1 FROM json_each(?4) AS p WHERE r.content LIKE p.value ESCAPE '\\'))
+         ORDER BY r.pin DESC, r.created_at DESC, r.seq DESC
+         LIMIT ?5",
+        SearchFilter::SQL
+    )
+}
+
+/// The argument `?4` of [`unscored_search_sql`] for a substring search of
+/// `needle`: a JSON array of LIKE patterns.
+pub fn substring_argument(needle: &str) -> String {
+    json_list(&text_query::substring_patterns(needle))
+}
+
+/// The MATCH expression (`?4` of [`full_text_sql`]) the store builds for a
+/// search of `text` in `namespaces`, without counting document frequencies;
+/// `None` when the text holds no word.
+pub fn full_text_match(text: &str, namespaces: &[String]) -> Option<String> {
+    let phrases = text_query::fts_phrases(text)?;
+    Some(text_query::match_in_namespaces(&phrases, namespaces))
 }

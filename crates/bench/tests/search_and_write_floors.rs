@@ -1,0 +1,223 @@
+//! The search floors answer like the store (the naive statement finds the
+//! same memories as the store's, the SQLite floor runs the store's
+//! full-text statement with the store's arguments), and the pgbench floor
+//! writes rows of the plugin's shape into the plugin's table. Real
+//! PostgreSQL 15, real SQLite files, the real pgbench.
+
+use memory_bench::floors::{self, Mode};
+use memory_bench::sqlite_floors::{self, SqliteFloor};
+use memory_contract::{
+    BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
+};
+use memory_plugin::store::postgres::{PgOptions, PgStore};
+use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
+use memory_plugin::store::Store;
+use std::time::Duration;
+use uuid::Uuid;
+
+const CONTENTS: &[&str] = &[
+    "deploy rollback after the incident on Friday",
+    "customer invoice sent to Zürich",
+    "the deploy pipeline needs a quota review",
+    "kubernetes cluster upgrade planned",
+    "rollback of the database migration went fine",
+    "quarterly budget forecast",
+];
+
+fn writes(namespaces: &[&str]) -> Vec<BatchWrite> {
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    (0..60)
+        .map(|i| {
+            let mut write = MemoryWrite::new(
+                format!("{} #{i}", CONTENTS[i % CONTENTS.len()]),
+                MemoryKind::Fact,
+                MemorySource::Agent,
+            );
+            write.id = Some(Uuid::new_v4());
+            write.created_at = Some(start + chrono::Duration::seconds(i as i64));
+            BatchWrite {
+                namespace: namespaces[i % namespaces.len()].to_string(),
+                write,
+            }
+        })
+        .collect()
+}
+
+fn upsert(kind: NamespaceKind) -> NamespaceUpsert {
+    NamespaceUpsert {
+        kind,
+        expires_at: None,
+        metadata: None,
+    }
+}
+
+async fn ids(pool: &sqlx::PgPool, sql: &str, names: &[String], text: Option<&str>) -> Vec<Uuid> {
+    let no_kinds: Vec<String> = Vec::new();
+    let mut query = sqlx::query(sql).bind(names).bind(&no_kinds).bind(20i64);
+    if let Some(text) = text {
+        query = query.bind(text);
+    }
+    query
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get(row, "id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn naive_postgres_statements_find_what_the_store_statements_find() {
+    let db = memory_testkit::pg15().await;
+    let store = PgStore::connect(db.url(), PgOptions::default())
+        .await
+        .unwrap();
+    let names = ["workspace:a", "team:t", "org:o", "workspace:other"];
+    for (name, kind) in names.iter().zip([
+        NamespaceKind::Workspace,
+        NamespaceKind::Team,
+        NamespaceKind::Org,
+        NamespaceKind::Workspace,
+    ]) {
+        store.upsert_namespace(name, &upsert(kind)).await.unwrap();
+    }
+    let results = store.write_batch(&writes(&names)).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+
+    let url = url::Url::parse(db.url()).unwrap();
+    let pool = floors::schema_pool(&url, floors::PLUGIN_SCHEMA, 1)
+        .await
+        .unwrap();
+    let searched: Vec<String> = names[..3].iter().map(|s| s.to_string()).collect();
+    for (mode, text) in [
+        (Mode::Recent, None),
+        (Mode::Substring, Some("q")),
+        (Mode::FullText, Some("deploy rollback")),
+    ] {
+        let text = text.map(|t| match mode {
+            Mode::Substring => memory_plugin::store::postgres::substring_argument(t),
+            _ => t.to_string(),
+        });
+        let store_ids = ids(&pool, &floors::search_sql(mode), &searched, text.as_deref()).await;
+        let naive_ids = ids(
+            &pool,
+            &floors::naive_search_sql(mode),
+            &searched,
+            text.as_deref(),
+        )
+        .await;
+        assert!(!store_ids.is_empty(), "{} found nothing", mode.name());
+        assert_eq!(store_ids, naive_ids, "{} mode", mode.name());
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_floor_runs_the_store_full_text_statement() {
+    let dir = std::env::temp_dir().join(format!("bench-floor-test-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("floor.sqlite");
+    let store = SqliteStore::open(
+        &format!("sqlite:{}", file.display()),
+        SqliteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let names = ["workspace:a", "workspace:b"];
+    for name in names {
+        store
+            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
+            .await
+            .unwrap();
+    }
+    let batch = writes(&names);
+    let results = store.write_batch(&batch).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+
+    let floor = SqliteFloor::open(&file, 2).await.unwrap();
+    let freqs = sqlite_floors::doc_freqs(&floor, &["deploy"]).await.unwrap();
+    let searched = vec!["workspace:a".to_string()];
+    let argument = sqlite_floors::search_argument(Mode::FullText, Some("deploy"), &searched);
+    let found = sqlite_floors::search_direct(
+        &floor,
+        &sqlite_floors::search_sql(Mode::FullText).unwrap(),
+        &searched,
+        argument.as_deref(),
+        freqs.get("deploy").map(Vec::as_slice),
+        100,
+    )
+    .await
+    .unwrap();
+    let expected = batch
+        .iter()
+        .filter(|w| w.namespace == "workspace:a" && w.write.content.contains("deploy"))
+        .count();
+    assert!(expected > 0);
+    assert_eq!(found, expected);
+
+    // Newest first through the store's unscored statement: every row of the namespace, up to the limit.
+    let recent = sqlite_floors::search_direct(
+        &floor,
+        &sqlite_floors::search_sql(Mode::Recent).unwrap(),
+        &searched,
+        None,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(recent, 30);
+    floor.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn pgbench_floor_inserts_one_plugin_row_per_transaction() {
+    let Some(binary) = memory_bench::pgbench::find() else {
+        panic!("pgbench not found; install postgresql-client (it ships pgbench)");
+    };
+    let db = memory_testkit::pg15().await;
+    let store = PgStore::connect(db.url(), PgOptions::default())
+        .await
+        .unwrap();
+    let names: Vec<String> = vec!["workspace:a".into(), "workspace:b".into()];
+    for name in &names {
+        store
+            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
+            .await
+            .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("bench-pgbench-test-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let contents: Vec<String> = CONTENTS.iter().map(|s| s.to_string()).collect();
+    let scripts =
+        memory_bench::pgbench::write_scripts(&dir, floors::PLUGIN_SCHEMA, &names, &contents)
+            .unwrap();
+    let url = url::Url::parse(db.url()).unwrap();
+    let summary =
+        memory_bench::pgbench::run(&binary, &url, &scripts, 2, Duration::from_secs(1), &dir)
+            .await
+            .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM memory_plugin.memory_records")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(summary.ok > 0, "{summary:?}");
+    assert_eq!(summary.errors, 0, "{summary:?}");
+    assert_eq!(rows as u64, summary.ok);
+    assert!(summary.per_second > 0.0);
+    assert!(
+        summary.p50_ms > 0.0 && summary.p99_ms >= summary.p50_ms,
+        "{summary:?}"
+    );
+    let searchable: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM memory_plugin.memory_records
+         WHERE search_tsv @@ websearch_to_tsquery('english', 'deploy') AND kind = 'fact'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(searchable > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
