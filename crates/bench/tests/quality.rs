@@ -271,3 +271,49 @@ async fn semantic_beats_full_text_on_paraphrases_through_a_real_plugin() {
         println!("hybrid: not available (the plugin does not advertise `hybrid`)");
     }
 }
+
+#[test]
+fn the_quality_and_embedding_flags_select_their_sections() {
+    use clap::Parser;
+    let plan = memory_bench::options::Options::try_parse_from([
+        "memory-bench",
+        "--quality",
+        "--embedding",
+        "--embed-threads",
+        "1",
+    ])
+    .unwrap()
+    .into_plan()
+    .unwrap();
+    assert!(plan.quality && plan.embedding);
+    assert_eq!(plan.embed_threads, Some(1));
+    let plan = memory_bench::options::Options::try_parse_from(["memory-bench"])
+        .unwrap()
+        .into_plan()
+        .unwrap();
+    assert!(!plan.quality && !plan.embedding && plan.embed_threads.is_none());
+}
+
+#[test]
+fn an_embedding_speed_measurement_reports_consistent_figures() {
+    use memory_bench::embedding::{measure, render_markdown, BATCH_SIZE};
+    let dir = memory_testkit::minilm_model_dir();
+    let embedder = LocalEmbedder::load(&LocalConfig::with_dir(dir)).unwrap();
+    let speed = measure(&embedder, 2, std::time::Duration::from_millis(5), 4, 1).unwrap();
+    // 50 words of English prose are 50-100 WordPiece tokens with [CLS] and [SEP].
+    assert!((50..=100).contains(&speed.tokens_per_memory), "{speed:?}");
+    assert_eq!((speed.single_calls, speed.batches), (4, 1));
+    assert!(speed.single_p50_ms > 0.0 && speed.single_p50_ms <= speed.single_p99_ms);
+    assert!(speed.single_p99_ms <= speed.single_max_ms);
+    // One batch: its time and the throughput describe the same run.
+    let implied = BATCH_SIZE as f64 / (speed.batch_p50_ms / 1000.0);
+    assert!(
+        (implied - speed.batch_per_second).abs() / implied < 0.05,
+        "{speed:?}"
+    );
+    let table = render_markdown(&speed);
+    assert!(
+        table.contains("p50") && table.contains("memories/s"),
+        "{table}"
+    );
+}

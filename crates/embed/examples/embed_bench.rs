@@ -7,6 +7,11 @@
 //! ```
 //!
 //! Without `MEMORY_EMBED_MODEL_DIR` the default locations are searched.
+//!
+//! `memory-bench --embedding` measures the same figures (on real memory
+//! texts, next to the issue's targets) as a section of the benchmark; this
+//! example stays for quick runs inside this crate (`--threads`,
+//! `--batch-size`).
 
 use memory_embed::{Embedder, LocalConfig, LocalEmbedder};
 use std::time::{Duration, Instant};
