@@ -527,7 +527,10 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
                 &contents,
             )?;
             out.notes.push(format!(
-                "pgbench floor: {} -n -c N -j min(N,2) -T {} with {} one-line INSERT scripts (one row of the                  plugin's shape per transaction into {PLUGIN_SCHEMA}.memory_records), run right after the                  plugin's load at the same N; writes/s is pgbench's tps, p50/p99 come from its                  per-transaction log (--log)",
+                "pgbench floor: {} -n -c N -j min(N,2) -T {} with {} one-line INSERT scripts \
+                 (one row of the plugin's shape per transaction into {PLUGIN_SCHEMA}.memory_records), \
+                 run right after the plugin's load at the same N; writes/s is pgbench's tps, \
+                 p50/p99 come from its per-transaction log (--log)",
                 binary.display(),
                 plan.commit_time.as_secs_f64().ceil().max(1.0),
                 scripts.len()
@@ -536,7 +539,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         }
         None => {
             out.notes.push(
-                "pgbench not found (/usr/bin/pgbench, pg_config --bindir, PATH): the pgbench                  single-write floor is skipped"
+                "pgbench not found (/usr/bin/pgbench, pg_config --bindir, PATH): the pgbench single-write floor is skipped"
                     .into(),
             );
             None
