@@ -746,7 +746,42 @@ pub async fn run_section(
         report.memories, report.queries, report.embedder, report.embed_seconds
     );
     print!("{}", render_markdown(&report));
+    let dataset = Dataset::builtin()?;
+    for line in misses(&report, &dataset) {
+        println!("- {line}");
+    }
     Ok(())
+}
+
+/// One line per available mode naming the questions with no answer among
+/// the first [`RECALL_K`] results.
+pub fn misses(report: &QualityReport, dataset: &Dataset) -> Vec<String> {
+    report
+        .modes
+        .iter()
+        .filter(|m| m.available())
+        .map(|m| {
+            let missed: Vec<&str> = dataset
+                .queries
+                .iter()
+                .filter(|q| {
+                    let ranked = m.ranked.get(&q.id).map_or(&[][..], Vec::as_slice);
+                    recall_at(ranked, &q.answers, RECALL_K) == 0.0
+                })
+                .map(|q| q.id.as_str())
+                .collect();
+            format!(
+                "{}: {} questions without an answer in the top {RECALL_K}: {}",
+                m.mode.name(),
+                missed.len(),
+                if missed.is_empty() {
+                    "none".to_string()
+                } else {
+                    missed.join(" ")
+                }
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -195,6 +195,19 @@ fn recall_and_mrr_on_a_hand_made_case() {
         close(mixed.recall_at_5, 0.0) && close(mixed.mrr_at_10, 0.0),
         "{mixed:?}"
     );
+    // Questions with nothing in the top 5 are named per mode.
+    let full = memory_bench::quality::QualityReport {
+        embedder: "none".into(),
+        memories: dataset.memories.len(),
+        queries: dataset.queries.len(),
+        queries_by_type: BTreeMap::new(),
+        embed_seconds: 0.0,
+        modes: vec![report],
+    };
+    assert_eq!(
+        memory_bench::quality::misses(&full, &dataset),
+        ["semantic: 3 questions without an answer in the top 5: q3 q4 q5"]
+    );
     // A relevant key listed twice counts once.
     assert!(close(
         reciprocal_rank(&ranking(&["x", "y", "y"]), &ranking(&["y"]), 10),
