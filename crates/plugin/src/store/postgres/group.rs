@@ -13,8 +13,8 @@
 //! writing them again cannot duplicate anything.
 //!
 //! Several committers run at once (see [`committers`]): Postgres flushes
-//! the log for every transaction committing at the same moment, so while
-//! one group waits for its flush the next one is already on its way.
+//! the log once for every transaction committing at the same moment, so
+//! groups in flight together share flushes too.
 
 use super::{id_conflict, namespace_not_found, PgStore, PreparedRow};
 use crate::store::group::{runs_without_repeats, same_error, GroupQueue, GroupWriter};
@@ -26,13 +26,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Committers for a pool of `max_connections`: half the pool, from one to
-/// four. Each holds a connection only while its group is in flight; four
-/// groups in flight keep the log flush busy (at 32 writers each group
-/// still holds about eight writes), and at least half the pool stays free
-/// for reads.
+/// Committers for a pool of `max_connections`: all but two connections of
+/// the pool (at least one, at most 16). A committer takes the first write
+/// that arrives at once (a lone writer waits for nothing), so a group grows
+/// only while every committer is busy: with fewer committers than writers
+/// in flight, writes would queue behind groups of one. With the default
+/// pool of 10, eight groups are in flight at most, each holding about
+/// four writes at 32 writers; two connections stay free for reads (a
+/// committer holds its connection only while its group is in flight).
 pub(crate) fn committers(max_connections: u32) -> usize {
-    (max_connections as usize / 2).clamp(1, 4)
+    (max_connections as usize).saturating_sub(2).clamp(1, 16)
 }
 
 /// Starts the committers of `store` (which must not hold a queue itself).
