@@ -322,3 +322,361 @@ fn push(out: &mut Outcome, label: &str, floor: &str, gateway: &LoadSummary, dire
         direct.p99_ms,
     ));
 }
+
+/// Recall through the gateway with the query's embedding against without
+/// (part of the `--embedding` run; no Postgres needed): one SQLite plugin
+/// (`MEMORY_PLUGIN_EMBEDDING_DIM=384`) and two `memory-gateway` processes
+/// in front of it, one with `MEMORY_EMBED=local` (all-MiniLM-L6-v2) and one
+/// with `MEMORY_EMBED=off`. The built-in data set's memories are committed
+/// through the embedding gateway (so they carry vectors), then one client
+/// sends the data set's questions as `recall_memory` to each gateway in
+/// turn. Prints p50, p99 and their ratio (target: p50 with embedding at
+/// most 2x without).
+///
+/// # Errors
+///
+/// When a binary, the model or a process cannot start, or a call fails.
+pub async fn embedding_recall_section(plan: &crate::options::Plan) -> Result<()> {
+    if plan.build && plan.bin_dir.is_none() {
+        build_gateway_and_plugin()?;
+    }
+    let bins = crate::run::locate_binaries(plan.bin_dir.as_deref())?;
+    for binary in [&bins.plugin, &bins.gateway] {
+        anyhow::ensure!(
+            binary.is_file(),
+            "{} not found; build it with `cargo build --release -p memory-plugin -p memory-gateway` or pass --bin-dir",
+            binary.display()
+        );
+    }
+    let model = crate::embedding::model_dir()?;
+    let dataset = crate::quality::Dataset::builtin()?;
+    let dir =
+        std::env::temp_dir().join(format!("memory-bench-gateway-embed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let result = embedding_recall(plan, &bins, &model, &dataset, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = result?;
+    println!("\n## Recall through the gateway: with the query's embedding against without\n");
+    println!(
+        "{} memories committed through the embedding gateway ({} with a vector; commit_memory p50 {:.2} ms, p99 {:.2} ms \
+         with embedding); {} recall_memory calls per side from 1 client, the data set's questions in turn; \
+         SQLite plugin ({}). Embedding gateway peak RSS {:.0} MiB, without {:.0} MiB.\n",
+        r.memories,
+        r.with_vectors,
+        r.commit.p50_ms,
+        r.commit.p99_ms,
+        r.with.ok,
+        r.plugin_capabilities,
+        r.rss_with as f64 / 1048576.0,
+        r.rss_without as f64 / 1048576.0,
+    );
+    println!("| recall_memory | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    println!(
+        "| with embedding | {:.2} | {:.2} |",
+        r.with.p50_ms, r.with.p99_ms
+    );
+    println!(
+        "| without (MEMORY_EMBED=off) | {:.2} | {:.2} |",
+        r.without.p50_ms, r.without.p99_ms
+    );
+    let ratio = r.with.p50_ms / r.without.p50_ms.max(f64::EPSILON);
+    println!(
+        "| ratio | {:.2}x | {:.2}x |",
+        ratio,
+        r.with.p99_ms / r.without.p99_ms.max(f64::EPSILON)
+    );
+    println!(
+        "\np50 ratio target: at most 2x: {}",
+        if ratio <= 2.0 { "met" } else { "MISSED" }
+    );
+    println!("\nThe parts, measured after the gateways stopped:\n");
+    println!("| part | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for (label, (p50, p99)) in [
+        (
+            "a question's embedding (same model, in this process)",
+            r.query_embed,
+        ),
+        ("plugin search, hybrid (vector given)", r.plugin_hybrid),
+        ("plugin search, full-text", r.plugin_fulltext),
+    ] {
+        println!("| {label} | {p50:.2} | {p99:.2} |");
+    }
+    for (side, s) in [
+        ("with", &r.with),
+        ("without", &r.without),
+        ("commit", &r.commit),
+    ] {
+        if s.errors > 0 {
+            bail!(
+                "{side}: {} of {} calls failed; first: {}",
+                s.errors,
+                s.errors + s.ok,
+                s.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    Ok(())
+}
+
+struct EmbeddingRecall {
+    memories: usize,
+    with_vectors: usize,
+    plugin_capabilities: String,
+    commit: LoadSummary,
+    with: LoadSummary,
+    without: LoadSummary,
+    rss_with: u64,
+    rss_without: u64,
+    /// (p50, p99) in ms of the parts.
+    query_embed: (f64, f64),
+    plugin_hybrid: (f64, f64),
+    plugin_fulltext: (f64, f64),
+}
+
+/// (p50, p99) of `ms`.
+fn quantiles(ms: &mut [f64]) -> (f64, f64) {
+    if ms.is_empty() {
+        return (0.0, 0.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[(((ms.len() - 1) as f64) * p).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+async fn embedding_recall(
+    plan: &crate::options::Plan,
+    bins: &crate::run::Binaries,
+    model: &Path,
+    dataset: &crate::quality::Dataset,
+    dir: &Path,
+) -> Result<EmbeddingRecall> {
+    progress("gateway recall with/without embedding: starting a SQLite plugin and two gateways");
+    let plugin = PluginProcess::start(
+        "plugin-gateway-embed",
+        &bins.plugin,
+        &format!("sqlite:{}", dir.join("memories.db").display()),
+        &[(
+            "MEMORY_PLUGIN_EMBEDDING_DIM",
+            memory_embed::MINILM_DIMENSION.to_string(),
+        )],
+        dir,
+    )
+    .await?;
+    let directory_url = format!("sqlite:{}", dir.join("gateway.db").display());
+    let workspace = {
+        let directory = memory_gateway::directory::Directory::connect(&directory_url).await?;
+        let root = directory.add_workspace("bench", None, None).await?;
+        directory
+            .add_workspace("bench-research", Some(root), None)
+            .await?
+    };
+    let common = [
+        ("MEMORY_PLUGIN_URL", plugin.base_url().to_string()),
+        ("DATABASE_URL", directory_url.clone()),
+        ("MEMORY_GATEWAY_SECRET", BENCH_SECRET.to_string()),
+        ("MEMORY_GATEWAY_RATE_LIMIT", "0".to_string()),
+    ];
+    let mut with_env: Vec<(&str, String)> = common.to_vec();
+    with_env.push(("MEMORY_EMBED", "local".to_string()));
+    with_env.push(("MEMORY_EMBED_MODEL_DIR", model.display().to_string()));
+    if let Some(t) = plan.embed_threads {
+        with_env.push(("MEMORY_EMBED_THREADS", t.to_string()));
+    }
+    let mut without_env: Vec<(&str, String)> = common.to_vec();
+    without_env.push(("MEMORY_EMBED", "off".to_string()));
+    let with_gw =
+        PluginProcess::start_gateway("gateway-embed", &bins.gateway, &with_env, dir).await?;
+    let without_gw =
+        PluginProcess::start_gateway("gateway-plain", &bins.gateway, &without_env, dir).await?;
+    let secret = Secret::from_text(BENCH_SECRET).map_err(anyhow::Error::msg)?;
+    let token = auth::issue(&secret, Caller::Workspace(workspace), None);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let open = |base: &str| {
+        let mcp = Mcp {
+            http: http.clone(),
+            url: format!("{base}/mcp"),
+            authorization: format!("Bearer {token}"),
+        };
+        async move {
+            let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": MCP_VERSION, "capabilities": {},
+                "clientInfo": {"name": "memory-bench", "version": env!("CARGO_PKG_VERSION")}}});
+            mcp.post(&init)
+                .await
+                .context("cannot initialize an MCP session with the gateway")?;
+            Ok::<_, anyhow::Error>(mcp)
+        }
+    };
+    let with_mcp = Arc::new(open(with_gw.base_url()).await?);
+    let without_mcp = Arc::new(open(without_gw.base_url()).await?);
+
+    let memories: Arc<Vec<String>> = Arc::new(
+        dataset
+            .memories
+            .iter()
+            .take(if plan.quick { 100 } else { usize::MAX })
+            .map(|m| m.content.clone())
+            .collect(),
+    );
+    progress(&format!(
+        "gateway recall with/without embedding: committing {} memories through the embedding gateway",
+        memories.len()
+    ));
+    let commit = {
+        let mcp = Arc::clone(&with_mcp);
+        let memories = Arc::clone(&memories);
+        run_load(
+            1,
+            LoadBounds {
+                max_ops: memories.len() as u64,
+                max_time: Duration::from_secs(600),
+            },
+            move |_, i| {
+                let mcp = Arc::clone(&mcp);
+                let content = memories[i as usize].clone();
+                async move {
+                    call(
+                        &mcp,
+                        "commit_memory",
+                        serde_json::json!({"content": content}),
+                    )
+                    .await
+                }
+            },
+        )
+        .await
+    };
+    let probe = memory_client::Client::new(memory_client::ClientConfig::new(plugin.base_url()))?;
+    let capabilities = probe.refresh_capabilities().await?.join(", ");
+    let mut with_vectors = 0;
+    let mut after = None;
+    loop {
+        let page = probe
+            .scan_memories_with_embeddings(after, None, 1000)
+            .await?;
+        with_vectors += page
+            .memories
+            .iter()
+            .filter(|m| m.embedding.is_some())
+            .count();
+        match page.memories.last() {
+            Some(last) if page.memories.len() == 1000 => after = Some(last.id),
+            _ => break,
+        }
+    }
+
+    let questions: Arc<Vec<String>> =
+        Arc::new(dataset.queries.iter().map(|q| q.text.clone()).collect());
+    let recall = |mcp: Arc<Mcp>| {
+        let questions = Arc::clone(&questions);
+        move |_: usize, i: u64| {
+            let mcp = Arc::clone(&mcp);
+            let query = questions[(i as usize) % questions.len()].clone();
+            async move { call(&mcp, "recall_memory", serde_json::json!({"query": query})).await }
+        }
+    };
+    let bounds = LoadBounds {
+        max_ops: if plan.quick { 100 } else { 500 },
+        max_time: Duration::from_secs(120),
+    };
+    let warm = LoadBounds {
+        max_ops: 20,
+        max_time: Duration::from_secs(30),
+    };
+    progress("gateway recall with/without embedding: measuring");
+    run_load(1, warm, recall(Arc::clone(&with_mcp))).await;
+    run_load(1, warm, recall(Arc::clone(&without_mcp))).await;
+    let without = run_load(1, bounds, recall(Arc::clone(&without_mcp))).await;
+    let with = run_load(1, bounds, recall(Arc::clone(&with_mcp))).await;
+    drop((with_mcp, without_mcp));
+    let rss_with = with_gw.stop().await.peak_rss_bytes;
+    let rss_without = without_gw.stop().await.peak_rss_bytes;
+
+    // Where the difference goes: the query's embedding alone (the same
+    // model in this process, the gateways stopped), and the plugin's hybrid
+    // search against its full-text search with the vectors made beforehand.
+    progress("gateway recall with/without embedding: the parts (query embedding, plugin search)");
+    let threads = plan.embed_threads;
+    let (embedder, _) = tokio::task::spawn_blocking(move || crate::embedding::load_local(threads))
+        .await
+        .context("loading the model panicked")??;
+    let n = bounds.max_ops as usize;
+    let mut embed_ms = Vec::with_capacity(n);
+    for i in 0..n {
+        let q = questions[i % questions.len()].clone();
+        let started = std::time::Instant::now();
+        memory_embed::Embedder::embed(&embedder, &[q]).await?;
+        embed_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let vectors = memory_embed::Embedder::embed(&embedder, &questions).await?;
+    let namespace = format!("workspace:{workspace}");
+    let mut hybrid_ms = Vec::with_capacity(n);
+    let mut fulltext_ms = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = i % questions.len();
+        for (vector, out) in [
+            (Some(vectors[k].clone()), &mut hybrid_ms),
+            (None, &mut fulltext_ms),
+        ] {
+            let hybrid = vector.is_some();
+            let request = SearchRequest {
+                namespaces: vec![namespace.clone()],
+                query: Some(questions[k].clone()),
+                kinds: None,
+                limit: Some(50),
+                embedding: vector,
+                mode: hybrid.then_some(memory_contract::RankMode::Hybrid),
+            };
+            let started = std::time::Instant::now();
+            probe.search(&request).await?;
+            out.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    plugin.stop().await;
+    Ok(EmbeddingRecall {
+        query_embed: quantiles(&mut embed_ms),
+        plugin_hybrid: quantiles(&mut hybrid_ms),
+        plugin_fulltext: quantiles(&mut fulltext_ms),
+        memories: memories.len(),
+        with_vectors,
+        plugin_capabilities: capabilities,
+        commit,
+        with,
+        without,
+        rss_with,
+        rss_without,
+    })
+}
+
+/// `cargo build --release -p memory-plugin -p memory-gateway` when this
+/// executable was built from this workspace.
+fn build_gateway_and_plugin() -> Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if !workspace.join("Cargo.toml").exists() {
+        return Ok(());
+    }
+    progress("building memory-plugin and memory-gateway (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "memory-plugin",
+            "-p",
+            "memory-gateway",
+        ])
+        .current_dir(&workspace)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run cargo to build memory-plugin and memory-gateway")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --release -p memory-plugin -p memory-gateway failed ({status})"
+    );
+    Ok(())
+}

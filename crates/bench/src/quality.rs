@@ -663,6 +663,7 @@ pub async fn run_sections(plan: &crate::options::Plan) -> Result<()> {
     if plan.embedding {
         let (singles, batches) = if plan.quick { (50, 2) } else { (200, 8) };
         crate::embedding::run_section(plan.embed_threads, singles, batches).await?;
+        crate::gateway::embedding_recall_section(plan).await?;
     }
     Ok(())
 }
