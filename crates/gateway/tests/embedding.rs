@@ -219,13 +219,10 @@ impl std::io::Write for LogWriter {
 #[tokio::test]
 async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
     let setup = Setup::start(384, Some(model())).await;
-    // The plugin's ranking of query and vector together when it offers it.
-    let expected = if setup.gw().plugin().supports(capability::HYBRID) {
-        EmbedUse::Hybrid
-    } else {
-        EmbedUse::Semantic
-    };
-    assert_eq!(setup.gw().embed_use().await, expected);
+    // The SQLite plugin offers `hybrid`: the query and its vector are
+    // ranked together.
+    assert!(setup.gw().plugin().supports(capability::HYBRID));
+    assert_eq!(setup.gw().embed_use().await, EmbedUse::Hybrid);
     let mcp = setup.mcp().await;
     ok_json(&mcp, "commit_memory", json!({"content": DECISION})).await;
     for other in OTHERS {
