@@ -249,6 +249,50 @@ async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
         "{rows:?}"
     );
 
+    // The inspector: a "Semantic" mode is offered and finds it too; its
+    // full-text search does not.
+    let token = auth::issue(
+        &setup.gateway.state.secret,
+        Caller::Workspace(setup.workspace),
+        None,
+    );
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("{}{path}", setup.gateway.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    let ws = setup.workspace;
+    let namespaces: Value = get(format!("/workspaces/{ws}/v2/namespaces"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(namespaces["semantic_search"], true);
+    let q = "what%20did%20we%20decide%20about%20the%20release%3F";
+    let by_meaning: Value = get(format!("/workspaces/{ws}/v2/memories?q={q}&mode=semantic"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_meaning["memories"][0]["content"], DECISION,
+        "{by_meaning}"
+    );
+    let by_words: Value = get(format!("/workspaces/{ws}/v2/memories?q={q}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_words["memories"], json!([]), "{by_words}");
+    let bad = get(format!("/workspaces/{ws}/v2/memories?q={q}&mode=vibes"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
     // The same memories through a gateway without an embedder: the
     // paraphrase shares no keyword with the decision.
     let plain = gateway_for(&setup.directory_url, setup.plugin.url(), None).await;
