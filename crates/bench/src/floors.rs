@@ -181,11 +181,13 @@ impl Mode {
 }
 
 use memory_plugin::store::postgres::{
+    full_text_search_sql, substring_search_sql, RECENT_SEARCH_SQL,
     SEARCH_COLUMNS_SQL as MEMORY_COLUMNS, SEARCH_FILTER_SQL as FILTER,
 };
 
-/// The plugin's search statement for `mode`, built from the store's own
-/// column list and filter (`memory_plugin::store::postgres`); `$4` is the
+/// The plugin's search statement for `mode`: the store's own statements
+/// (`memory_plugin::store::postgres`), the semantic one built from its
+/// column list and filter; `$4` is the
 /// query text (escaped by the store's `substring_argument` for ILIKE) or
 /// the vector literal. The semantic statement is the store's HNSW form
 /// (the store compares every row exactly below 10,000 candidates).
@@ -198,27 +200,9 @@ pub fn search_sql(mode: Mode) -> String {
              ORDER BY embedding <=> $4::vector, id
              LIMIT $3"
         ),
-        Mode::FullText => format!(
-            "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
-             FROM memory_records, websearch_to_tsquery('english', $4) AS q
-             WHERE {FILTER} AND search_tsv @@ q
-             ORDER BY score DESC, pin DESC, created_at DESC, id
-             LIMIT $3"
-        ),
-        Mode::Substring => format!(
-            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
-             FROM memory_records
-             WHERE {FILTER} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
-             ORDER BY pin DESC, created_at DESC, id
-             LIMIT $3"
-        ),
-        Mode::Recent => format!(
-            "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
-             FROM memory_records
-             WHERE {FILTER}
-             ORDER BY pin DESC, created_at DESC, id
-             LIMIT $3"
-        ),
+        Mode::FullText => full_text_search_sql(),
+        Mode::Substring => substring_search_sql(),
+        Mode::Recent => RECENT_SEARCH_SQL.to_string(),
     }
 }
 

@@ -82,3 +82,98 @@ async fn invalid_embedding_dimension_option_is_refused() {
     .await;
     assert!(matches!(result, Err(StoreError::BadRequest(_))));
 }
+
+/// Newest first is a merge of per-namespace index scans: it answers exactly
+/// what sorting every searched row would (pinned first, then newest, then
+/// id), with expired rows and expired namespaces left out and the kind
+/// filter applied, also when one namespace holds far more rows than the
+/// limit and the namespace list repeats or names a namespace that does not
+/// exist.
+#[tokio::test]
+async fn newest_first_equals_sorting_every_searched_row() {
+    use memory_contract::MemoryKind;
+    use memory_plugin::store::SearchQuery;
+
+    let db = memory_testkit::pg15().await;
+    let store = pg::connect(&db, pg::suite_options()).await;
+    sqlx::raw_sql(
+        "INSERT INTO memory_plugin.memory_namespaces (name, kind, expires_at) VALUES
+             ('org:big', 'org', NULL), ('team:t', 'team', NULL),
+             ('workspace:w', 'workspace', NULL),
+             ('workspace:gone', 'workspace', now() - interval '1 minute');
+         INSERT INTO memory_plugin.memory_records
+             (id, namespace, content, kind, source, pin, created_at, expires_at)
+         SELECT gen_random_uuid(),
+                (ARRAY['org:big', 'org:big', 'org:big', 'team:t', 'workspace:w', 'workspace:gone'])[1 + i % 6],
+                'memory ' || i,
+                (ARRAY['fact', 'summary', 'checkpoint'])[1 + i % 3],
+                'agent',
+                i % 17 = 0,
+                -- every tenth pair shares a timestamp, so the id decides
+                timestamptz '2026-01-01' + ((i / 2) || ' seconds')::interval,
+                CASE WHEN i % 11 = 0 THEN now() - interval '1 second' END
+         FROM generate_series(1, 6000) AS i;",
+    )
+    .execute(store.pool())
+    .await
+    .expect("seed");
+
+    let reference = |namespaces: &[&str], kinds: &[&str], limit: i64| {
+        let namespaces: Vec<String> = namespaces.iter().map(|s| s.to_string()).collect();
+        let kinds: Vec<String> = kinds.iter().map(|s| s.to_string()).collect();
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "SELECT r.id FROM memory_plugin.memory_records r
+                 JOIN memory_plugin.memory_namespaces n ON n.name = r.namespace
+                 WHERE r.namespace = ANY($1)
+                   AND (r.expires_at IS NULL OR r.expires_at > now())
+                   AND (n.expires_at IS NULL OR n.expires_at > now())
+                   AND (cardinality($2::text[]) = 0 OR r.kind = ANY($2))
+                 ORDER BY r.pin DESC, r.created_at DESC, r.id
+                 LIMIT $3",
+            )
+            .bind(namespaces)
+            .bind(kinds)
+            .bind(limit)
+            .fetch_all(&pool)
+            .await
+            .expect("reference")
+        }
+    };
+    let cases: &[(&[&str], &[&str], u32)] = &[
+        (&["org:big", "team:t", "workspace:w"], &[], 20),
+        (&["org:big", "team:t", "workspace:w"], &[], 100),
+        (
+            &["workspace:w", "org:big", "org:big", "no:such"],
+            &["summary"],
+            37,
+        ),
+        (&["team:t", "workspace:gone"], &["fact", "checkpoint"], 100),
+        (&["workspace:gone"], &[], 10),
+        (&["org:big"], &["checkpoint"], 1),
+    ];
+    for (namespaces, kinds, limit) in cases {
+        let got: Vec<uuid::Uuid> = store
+            .search(&SearchQuery {
+                namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+                query: None,
+                kinds: kinds
+                    .iter()
+                    .map(|k| k.parse::<MemoryKind>().expect("kind"))
+                    .collect(),
+                limit: *limit,
+                embedding: None,
+            })
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let want = reference(namespaces, kinds, i64::from(*limit)).await;
+        assert_eq!(got, want, "{namespaces:?} {kinds:?} limit {limit}");
+        if namespaces != &["workspace:gone"] {
+            assert!(!got.is_empty(), "{namespaces:?} finds something");
+        }
+    }
+}

@@ -32,11 +32,18 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Versioned migrations, applied in order, each once, in its own transaction.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "namespaces and memories",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "namespaces and memories",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "index for newest first: (namespace, pin, created_at, id)",
+        include_str!("../../migrations/postgres/0002_recent_index.sql"),
+    ),
+];
 
 /// Adds `embedding vector({dim})`; applied at start whenever pgvector is
 /// available and the column is missing.
@@ -71,6 +78,28 @@ const SEARCH_FILTER: &str = "namespace = ANY($1)
     AND namespace IN (SELECT name FROM memory_namespaces
                       WHERE name = ANY($1) AND (expires_at IS NULL OR expires_at > now()))
     AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
+
+/// Newest first (no query): a merge of per-namespace index scans. For each
+/// live namespace named in `$1`, the index on `(namespace, pin DESC,
+/// created_at DESC, id)` yields that namespace's first `$3` live rows of the
+/// wanted kinds in order, without reading the rest; the outer sort merges at
+/// most `$3` rows per namespace. The straightforward statement (`namespace =
+/// ANY($1)` sorted as a whole) reads and sorts every row of every searched
+/// namespace instead: 65–250 ms next to 0.7 ms for a search naming an org
+/// namespace of 200,000 memories.
+pub const RECENT_SEARCH_SQL: &str = "SELECT m.*, NULL::float8 AS score
+     FROM memory_namespaces ns
+     CROSS JOIN LATERAL (
+         SELECT id, namespace, content, kind, source, expires_at, propagation, pin, created_at
+         FROM memory_records r
+         WHERE r.namespace = ns.name
+           AND (r.expires_at IS NULL OR r.expires_at > now())
+           AND (cardinality($2::text[]) = 0 OR r.kind = ANY($2))
+         ORDER BY r.pin DESC, r.created_at DESC, r.id
+         LIMIT $3) m
+     WHERE ns.name = ANY($1) AND (ns.expires_at IS NULL OR ns.expires_at > now())
+     ORDER BY m.pin DESC, m.created_at DESC, m.id
+     LIMIT $3";
 
 /// Extension `checksum`: the rows `scan_memories` pages through (live
 /// memories whose namespace is live), read in one statement (one snapshot)
@@ -676,52 +705,33 @@ impl Store for PgStore {
             self.check_embedding(embedding)?;
             return self.semantic_search(query, &kinds, embedding).await;
         }
-        let filter = SEARCH_FILTER;
         let limit = i64::from(query.limit);
         let text = query.query.as_deref().map(str::trim).unwrap_or("");
         // Mode by query length, as the contract fixes it: 2+ characters
         // full-text, 1 substring, none newest first.
         let q = if text.chars().count() >= 2 {
-            sqlx::query(&format!(
-                "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
-                 FROM memory_records, websearch_to_tsquery('english', $4) AS q
-                 WHERE {filter} AND search_tsv @@ q
-                 ORDER BY score DESC, pin DESC, created_at DESC, id
-                 LIMIT $3"
-            ))
-            .bind(&query.namespaces)
-            .bind(&kinds)
-            .bind(limit)
-            .bind(text)
-            .fetch_all(&self.pool)
-            .await
+            sqlx::query(&full_text_search_sql())
+                .bind(&query.namespaces)
+                .bind(&kinds)
+                .bind(limit)
+                .bind(text)
+                .fetch_all(&self.pool)
+                .await
         } else if !text.is_empty() {
-            sqlx::query(&format!(
-                "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
-                 FROM memory_records
-                 WHERE {filter} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
-                 ORDER BY pin DESC, created_at DESC, id
-                 LIMIT $3"
-            ))
-            .bind(&query.namespaces)
-            .bind(&kinds)
-            .bind(limit)
-            .bind(escape_like(text))
-            .fetch_all(&self.pool)
-            .await
+            sqlx::query(&substring_search_sql())
+                .bind(&query.namespaces)
+                .bind(&kinds)
+                .bind(limit)
+                .bind(escape_like(text))
+                .fetch_all(&self.pool)
+                .await
         } else {
-            sqlx::query(&format!(
-                "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
-                 FROM memory_records
-                 WHERE {filter}
-                 ORDER BY pin DESC, created_at DESC, id
-                 LIMIT $3"
-            ))
-            .bind(&query.namespaces)
-            .bind(&kinds)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
+            sqlx::query(RECENT_SEARCH_SQL)
+                .bind(&query.namespaces)
+                .bind(&kinds)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
         };
         q.map_err(|e| db_error("search failed", e))?
             .iter()
@@ -1336,6 +1346,43 @@ fn scrub_error(e: StoreError, password: Option<&str>) -> StoreError {
     }
 }
 
+/// The columns every search returns, in row order (before `score`). Public
+/// so that benchmarks build their floors from the store's own pieces.
+pub const SEARCH_COLUMNS_SQL: &str = MEMORY_COLUMNS;
+
+/// The filter every search mode shares: namespaces `$1`, kinds `$2`, live
+/// rows in live namespaces. Public for the same reason.
+pub const SEARCH_FILTER_SQL: &str = SEARCH_FILTER;
+
+/// The full-text search statement: namespaces `$1`, kinds `$2`, limit `$3`,
+/// query text `$4` (websearch syntax, English).
+pub fn full_text_search_sql() -> String {
+    format!(
+        "SELECT {MEMORY_COLUMNS}, ts_rank(search_tsv, q)::float8 AS score
+         FROM memory_records, websearch_to_tsquery('english', $4) AS q
+         WHERE {SEARCH_FILTER} AND search_tsv @@ q
+         ORDER BY score DESC, pin DESC, created_at DESC, id
+         LIMIT $3"
+    )
+}
+
+/// The substring (1-character query) statement: parameters as in
+/// [`full_text_search_sql`], `$4` from [`substring_argument`].
+pub fn substring_search_sql() -> String {
+    format!(
+        "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
+         FROM memory_records
+         WHERE {SEARCH_FILTER} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
+         ORDER BY pin DESC, created_at DESC, id
+         LIMIT $3"
+    )
+}
+
+/// The ILIKE argument `$4` the substring mode binds for `text`.
+pub fn substring_argument(text: &str) -> String {
+    escape_like(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1377,17 +1424,4 @@ mod tests {
     fn vector_literal_is_pgvector_text() {
         assert_eq!(vector_literal(&[1.0, -0.5, 3.25]), "[1,-0.5,3.25]");
     }
-}
-
-/// The columns every search returns, in row order (before `score`). Public
-/// so that benchmarks build their floors from the store's own pieces.
-pub const SEARCH_COLUMNS_SQL: &str = MEMORY_COLUMNS;
-
-/// The filter every search mode shares: namespaces `$1`, kinds `$2`, live
-/// rows in live namespaces. Public for the same reason.
-pub const SEARCH_FILTER_SQL: &str = SEARCH_FILTER;
-
-/// The ILIKE argument `$4` the substring mode binds for `text`.
-pub fn substring_argument(text: &str) -> String {
-    escape_like(text)
 }

@@ -42,7 +42,7 @@ pub async fn two_stores_migrating_at_once_both_succeed(db: TestDb) {
         .fetch_one(a.pool())
         .await
         .expect("count versions");
-    assert_eq!(versions, 1, "each migration recorded once");
+    assert_eq!(versions, 2, "each migration recorded once");
 }
 
 /// Starting again on a migrated database changes nothing and keeps data.
@@ -107,7 +107,7 @@ pub async fn custom_schema_holds_every_table_and_index(db: TestDb) {
     .expect("indexes");
     for expected in [
         "memory_records_search_tsv_idx",
-        "memory_records_namespace_created_at_idx",
+        "memory_records_namespace_pin_created_at_idx",
         "memory_records_expires_at_idx",
     ] {
         assert!(
@@ -115,6 +115,12 @@ pub async fn custom_schema_holds_every_table_and_index(db: TestDb) {
             "{expected} missing from {indexes:?}"
         );
     }
+    assert!(
+        !indexes
+            .iter()
+            .any(|i| i == "memory_records_namespace_created_at_idx"),
+        "the (namespace, created_at) index is replaced: {indexes:?}"
+    );
     let in_public: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'memory_%'",
     )
