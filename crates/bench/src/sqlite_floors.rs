@@ -72,7 +72,10 @@ fn now_text() -> String {
 /// When a statement fails or nothing is written.
 pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> Result<()> {
     let now = now_text();
-    let mut tx = floor.writer.begin().await?;
+    // As the plugin does: take the write lock first, so the read below can
+    // never need an upgrade that another connection's commit (the plugin
+    // shares the file) would refuse at once with "database is locked".
+    let mut tx = floor.writer.begin_with("BEGIN IMMEDIATE").await?;
     let live: Option<String> = sqlx::query_scalar(
         "SELECT name FROM memory_namespaces WHERE name = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
     )
