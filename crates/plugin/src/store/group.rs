@@ -31,6 +31,24 @@ pub(crate) trait GroupWriter: Send + Sync + 'static {
     async fn write_group(&self, writes: &[BatchWrite]) -> Vec<StoreResult<WriteAck>>;
 }
 
+/// One write in a group of its own: what a store runs for a single write
+/// when it has no queue.
+pub(crate) async fn write_alone(
+    writer: &dyn GroupWriter,
+    namespace: &str,
+    write: &MemoryWrite,
+) -> StoreResult<WriteAck> {
+    let group = [BatchWrite {
+        namespace: namespace.to_string(),
+        write: write.clone(),
+    }];
+    writer.write_group(&group).await.pop().unwrap_or_else(|| {
+        Err(StoreError::Internal(
+            "a write group gave no answer".to_string(),
+        ))
+    })
+}
+
 /// A write waiting for its group, and where its answer goes.
 struct Pending {
     write: BatchWrite,

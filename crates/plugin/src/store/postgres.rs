@@ -612,7 +612,7 @@ impl Store for PgStore {
         }
         match &self.group {
             Some(queue) => queue.submit(namespace, write).await,
-            None => self.write_one(namespace, write).await,
+            None => super::group::write_alone(self, namespace, write).await,
         }
     }
 

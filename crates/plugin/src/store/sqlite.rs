@@ -31,6 +31,7 @@ mod group;
 mod migrate;
 mod rank;
 mod text_query;
+pub use text_query::STOP_WORDS;
 
 use crate::store::{
     PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport,
@@ -909,7 +910,7 @@ impl Store for SqliteStore {
     async fn write_memory(&self, namespace: &str, write: &MemoryWrite) -> StoreResult<WriteAck> {
         match &self.group {
             Some(queue) => queue.submit(namespace, write).await,
-            None => self.write_one(namespace, write).await,
+            None => super::group::write_alone(self, namespace, write).await,
         }
     }
 

@@ -20,7 +20,7 @@ use super::{id_conflict, namespace_not_found, PgStore, PreparedRow};
 use crate::store::group::{runs_without_repeats, same_error, GroupQueue, GroupWriter};
 use crate::store::{StoreError, StoreResult};
 use async_trait::async_trait;
-use memory_contract::{BatchWrite, MemoryWrite, WriteAck};
+use memory_contract::{BatchWrite, WriteAck};
 use sqlx::Connection;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -64,23 +64,6 @@ enum Outcome {
 }
 
 impl PgStore {
-    /// One write in a group of its own (the committers' path for a write).
-    pub(super) async fn write_one(
-        &self,
-        namespace: &str,
-        write: &MemoryWrite,
-    ) -> StoreResult<WriteAck> {
-        let group = [BatchWrite {
-            namespace: namespace.to_string(),
-            write: write.clone(),
-        }];
-        self.write_group(&group).await.pop().unwrap_or_else(|| {
-            Err(StoreError::Internal(
-                "a write group gave no answer".to_string(),
-            ))
-        })
-    }
-
     /// Writes `writes` as single writes committed together, and answers
     /// each as [`crate::store::Store::write_memory`] would have answered it
     /// alone, in order: a write succeeds only once the transaction holding

@@ -12,9 +12,9 @@
 
 use super::{codec, db_error, SqliteStore};
 use crate::store::group::{same_error, GroupQueue, GroupWriter};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use async_trait::async_trait;
-use memory_contract::{BatchWrite, MemoryWrite, WriteAck};
+use memory_contract::{BatchWrite, WriteAck};
 use sqlx::Connection;
 use std::sync::Arc;
 
@@ -31,23 +31,6 @@ impl GroupWriter for SqliteStore {
 }
 
 impl SqliteStore {
-    /// One write in a group of its own.
-    pub(super) async fn write_one(
-        &self,
-        namespace: &str,
-        write: &MemoryWrite,
-    ) -> StoreResult<WriteAck> {
-        let group = [BatchWrite {
-            namespace: namespace.to_string(),
-            write: write.clone(),
-        }];
-        self.write_group(&group).await.pop().unwrap_or_else(|| {
-            Err(StoreError::Internal(
-                "a write group gave no answer".to_string(),
-            ))
-        })
-    }
-
     /// Writes `writes` as single writes committed together in one
     /// transaction, and answers each as
     /// [`crate::store::Store::write_memory`] would have answered it alone,

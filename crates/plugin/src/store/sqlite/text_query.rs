@@ -9,7 +9,7 @@
 /// English words too common to be worth matching. Postgres' `english` text
 /// search configuration drops such words from queries; dropping them here
 /// keeps the two backends' full-text results alike.
-const STOP_WORDS: &[&str] = &[
+pub const STOP_WORDS: &[&str] = &[
     "a",
     "about",
     "above",
