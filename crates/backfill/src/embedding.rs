@@ -34,6 +34,21 @@ impl std::fmt::Debug for EmbedSetup {
 }
 
 impl EmbedSetup {
+    /// The in-process model of `model_dir` (loaded off the async threads).
+    ///
+    /// # Errors
+    ///
+    /// A one-line message when the model files cannot be loaded.
+    pub async fn local(model_dir: std::path::PathBuf) -> Result<EmbedSetup, String> {
+        let loaded = tokio::task::spawn_blocking(move || {
+            memory_embed::LocalEmbedder::load(&memory_embed::LocalConfig::with_dir(model_dir))
+        })
+        .await
+        .map_err(|e| format!("-embed: loading the model stopped: {e}"))?
+        .map_err(|e| format!("-embed: {e}"))?;
+        EmbedSetup::new(Arc::new(loaded)).await
+    }
+
     /// Wraps an embedder, learning its dimension (a remote endpoint without
     /// `MEMORY_EMBED_DIMENSION` is asked once, with a one-word text).
     ///

@@ -11,13 +11,11 @@ use memory_backfill::report::ApplyReport;
 use memory_backfill::runner::{self, FatalError, RunReport};
 use memory_client::{Client, ClientConfig};
 use memory_contract::{Memory, SearchRequest};
-use memory_embed::{LocalConfig, LocalEmbedder};
 use memory_plugin::server::SpawnedServer;
 use memory_plugin::store::OpenOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Arc;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_memory-backfill");
@@ -109,15 +107,10 @@ impl SqlitePlugin {
     }
 }
 
-/// The real model, loaded once per test.
 async fn minilm() -> EmbedSetup {
-    let dir = memory_testkit::minilm_model_dir();
-    let embedder =
-        tokio::task::spawn_blocking(move || LocalEmbedder::load(&LocalConfig::with_dir(dir)))
-            .await
-            .expect("load task")
-            .expect("model loads");
-    EmbedSetup::new(Arc::new(embedder)).await.expect("setup")
+    EmbedSetup::local(memory_testkit::minilm_model_dir())
+        .await
+        .expect("the model loads")
 }
 
 async fn embed_one(setup: &EmbedSetup, text: &str) -> Vec<f32> {

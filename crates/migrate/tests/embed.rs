@@ -9,7 +9,6 @@ use memory_contract::{
     BatchRequest, BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
     NamespaceUpsert,
 };
-use memory_embed::{LocalConfig, LocalEmbedder};
 use memory_migrate::cli::{Mode, Plan, Selection};
 use memory_migrate::run;
 use memory_plugin::server::SpawnedServer;
@@ -18,7 +17,6 @@ use memory_testkit::TestDb;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use uuid::Uuid;
 
 struct TempDir(PathBuf);
@@ -153,13 +151,9 @@ async fn memories(c: &Client) -> BTreeMap<Uuid, Memory> {
 }
 
 async fn minilm() -> EmbedSetup {
-    let dir = memory_testkit::minilm_model_dir();
-    let embedder =
-        tokio::task::spawn_blocking(move || LocalEmbedder::load(&LocalConfig::with_dir(dir)))
-            .await
-            .expect("load task")
-            .expect("model loads");
-    EmbedSetup::new(Arc::new(embedder)).await.expect("setup")
+    EmbedSetup::local(memory_testkit::minilm_model_dir())
+        .await
+        .expect("the model loads")
 }
 
 fn plan(from: &Plugin, to: &Plugin, embed: bool) -> Plan {
