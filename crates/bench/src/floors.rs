@@ -181,7 +181,7 @@ impl Mode {
 }
 
 use memory_plugin::store::postgres::{
-    full_text_search_sql, substring_search_sql, RECENT_SEARCH_SQL,
+    full_text_search_sql, recent_search_sql, substring_search_sql,
     SEARCH_COLUMNS_SQL as MEMORY_COLUMNS, SEARCH_FILTER_SQL as FILTER,
 };
 
@@ -202,7 +202,7 @@ pub fn search_sql(mode: Mode) -> String {
         ),
         Mode::FullText => full_text_search_sql(),
         Mode::Substring => substring_search_sql(),
-        Mode::Recent => RECENT_SEARCH_SQL.to_string(),
+        Mode::Recent => recent_search_sql(),
     }
 }
 

@@ -118,7 +118,7 @@ async fn newest_first_equals_sorting_every_searched_row() {
     .await
     .expect("seed");
 
-    let reference = |namespaces: &[&str], kinds: &[&str], limit: i64| {
+    let reference = |namespaces: &[&str], kinds: &[&str], limit: i64, like: Option<String>| {
         let namespaces: Vec<String> = namespaces.iter().map(|s| s.to_string()).collect();
         let kinds: Vec<String> = kinds.iter().map(|s| s.to_string()).collect();
         let pool = store.pool().clone();
@@ -130,12 +130,14 @@ async fn newest_first_equals_sorting_every_searched_row() {
                    AND (r.expires_at IS NULL OR r.expires_at > now())
                    AND (n.expires_at IS NULL OR n.expires_at > now())
                    AND (cardinality($2::text[]) = 0 OR r.kind = ANY($2))
+                   AND ($4::text IS NULL OR strpos(r.content, $4) > 0)
                  ORDER BY r.pin DESC, r.created_at DESC, r.id
                  LIMIT $3",
             )
             .bind(namespaces)
             .bind(kinds)
             .bind(limit)
+            .bind(like)
             .fetch_all(&pool)
             .await
             .expect("reference")
@@ -153,27 +155,42 @@ async fn newest_first_equals_sorting_every_searched_row() {
         (&["workspace:gone"], &[], 10),
         (&["org:big"], &["checkpoint"], 1),
     ];
-    for (namespaces, kinds, limit) in cases {
-        let got: Vec<uuid::Uuid> = store
-            .search(&SearchQuery {
-                namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
-                query: None,
-                kinds: kinds
-                    .iter()
-                    .map(|k| k.parse::<MemoryKind>().expect("kind"))
-                    .collect(),
-                limit: *limit,
-                embedding: None,
-            })
-            .await
-            .expect("search")
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        let want = reference(namespaces, kinds, i64::from(*limit)).await;
-        assert_eq!(got, want, "{namespaces:?} {kinds:?} limit {limit}");
-        if namespaces != &["workspace:gone"] {
-            assert!(!got.is_empty(), "{namespaces:?} finds something");
+    // No query (newest first) and one-character queries (substring, the
+    // same merge with the match inside each namespace's scan): a common
+    // digit, a rare one, a LIKE wildcard that must match only itself, and
+    // a character no memory holds.
+    for text in [None, Some("7"), Some("0"), Some("%"), Some("x")] {
+        for (namespaces, kinds, limit) in cases {
+            let got: Vec<uuid::Uuid> = store
+                .search(&SearchQuery {
+                    namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+                    query: text.map(str::to_string),
+                    kinds: kinds
+                        .iter()
+                        .map(|k| k.parse::<MemoryKind>().expect("kind"))
+                        .collect(),
+                    limit: *limit,
+                    embedding: None,
+                })
+                .await
+                .expect("search")
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            let want = reference(
+                namespaces,
+                kinds,
+                i64::from(*limit),
+                text.map(str::to_string),
+            )
+            .await;
+            assert_eq!(got, want, "{text:?} {namespaces:?} {kinds:?} limit {limit}");
+            if namespaces != &["workspace:gone"] && matches!(text, None | Some("7")) {
+                assert!(!got.is_empty(), "{text:?} {namespaces:?} finds something");
+            }
+            if matches!(text, Some("%") | Some("x")) {
+                assert!(got.is_empty(), "{text:?} matches nothing");
+            }
         }
     }
 }

@@ -87,19 +87,32 @@ const SEARCH_FILTER: &str = "namespace = ANY($1)
 /// ANY($1)` sorted as a whole) reads and sorts every row of every searched
 /// namespace instead: 65–250 ms next to 0.7 ms for a search naming an org
 /// namespace of 200,000 memories.
-pub const RECENT_SEARCH_SQL: &str = "SELECT m.*, NULL::float8 AS score
+pub fn recent_search_sql() -> String {
+    newest_first_sql("")
+}
+
+/// The merge of per-namespace index scans behind [`recent_search_sql`]
+/// and [`substring_search_sql`], with `row_filter` (empty, or `AND …` on
+/// `r`) as the only difference: each namespace's scan stops after `$3`
+/// rows that pass it.
+fn newest_first_sql(row_filter: &str) -> String {
+    format!(
+        "SELECT m.*, NULL::float8 AS score
      FROM memory_namespaces ns
      CROSS JOIN LATERAL (
-         SELECT id, namespace, content, kind, source, expires_at, propagation, pin, created_at
+         SELECT {MEMORY_COLUMNS}
          FROM memory_records r
          WHERE r.namespace = ns.name
            AND (r.expires_at IS NULL OR r.expires_at > now())
            AND (cardinality($2::text[]) = 0 OR r.kind = ANY($2))
+           {row_filter}
          ORDER BY r.pin DESC, r.created_at DESC, r.id
          LIMIT $3) m
      WHERE ns.name = ANY($1) AND (ns.expires_at IS NULL OR ns.expires_at > now())
      ORDER BY m.pin DESC, m.created_at DESC, m.id
-     LIMIT $3";
+     LIMIT $3"
+    )
+}
 
 /// Extension `checksum`: the rows `scan_memories` pages through (live
 /// memories whose namespace is live), read in one statement (one snapshot)
@@ -726,7 +739,7 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await
         } else {
-            sqlx::query(RECENT_SEARCH_SQL)
+            sqlx::query(&recent_search_sql())
                 .bind(&query.namespaces)
                 .bind(&kinds)
                 .bind(limit)
@@ -1367,15 +1380,13 @@ pub fn full_text_search_sql() -> String {
 }
 
 /// The substring (1-character query) statement: parameters as in
-/// [`full_text_search_sql`], `$4` from [`substring_argument`].
+/// [`full_text_search_sql`], `$4` from [`substring_argument`]. Substring
+/// matches are ordered newest first, so this is the newest-first merge with
+/// the ILIKE test inside each namespace's index scan: a one-character query
+/// matches most rows, and each scan stops after `$3` matches instead of
+/// testing and sorting every row of the namespace.
 pub fn substring_search_sql() -> String {
-    format!(
-        "SELECT {MEMORY_COLUMNS}, NULL::float8 AS score
-         FROM memory_records
-         WHERE {SEARCH_FILTER} AND content ILIKE '%' || $4 || '%' ESCAPE '\\'
-         ORDER BY pin DESC, created_at DESC, id
-         LIMIT $3"
-    )
+    newest_first_sql("AND r.content ILIKE '%' || $4 || '%' ESCAPE '\\'")
 }
 
 /// The ILIKE argument `$4` the substring mode binds for `text`.
