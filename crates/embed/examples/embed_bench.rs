@@ -6,14 +6,15 @@
 //!     cargo run --release -p memory-embed --example embed_bench -- [--threads N] [--single N] [--batches N]
 //! ```
 //!
-//! Without `MEMORY_EMBED_MODEL_DIR` the default locations are searched.
+//! Without `MEMORY_EMBED_MODEL_DIR` the default locations are searched;
+//! `MEMORY_EMBED_PRECISION=f32` measures the f32 products.
 //!
 //! `memory-bench --embedding` measures the same figures (on real memory
 //! texts, next to the issue's targets) as a section of the benchmark; this
 //! example stays for quick runs inside this crate (`--threads`,
 //! `--batch-size`).
 
-use memory_embed::{Embedder, LocalConfig, LocalEmbedder};
+use memory_embed::{Embedder, LocalConfig, LocalEmbedder, Precision};
 use std::time::{Duration, Instant};
 
 const WORDS: &[&str] = &[
@@ -127,6 +128,12 @@ fn main() {
     let (singles, batches) = (singles.max(1), batches.max(1));
     if let Some(dir) = std::env::var_os("MEMORY_EMBED_MODEL_DIR") {
         config.model_dir = Some(dir.into());
+    }
+    if let Ok(precision) = std::env::var("MEMORY_EMBED_PRECISION") {
+        config.precision = Precision::parse(&precision).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
     }
     let started = Instant::now();
     let embedder = LocalEmbedder::load(&config).unwrap_or_else(|e| {

@@ -18,12 +18,13 @@
 mod bert;
 mod config;
 mod error;
+mod gemm;
 mod local;
 mod remote;
 
 pub use config::{
-    default_model_dirs, default_threads, EmbedConfig, EmbedMode, LocalConfig, RemoteConfig,
-    MODEL_FILES,
+    default_model_dirs, default_threads, EmbedConfig, EmbedMode, LocalConfig, Precision,
+    RemoteConfig, MODEL_FILES,
 };
 pub use error::EmbedError;
 pub use local::LocalEmbedder;

@@ -23,7 +23,8 @@
 //! thread count wins for the process.
 
 use crate::bert::{mean_pool_normalized, Bert, BertConfig};
-use crate::{EmbedError, Embedder, LocalConfig};
+use crate::gemm;
+use crate::{EmbedError, Embedder, LocalConfig, Precision};
 use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -43,6 +44,8 @@ struct Inner {
     pool: rayon::ThreadPool,
     dir: PathBuf,
     threads: usize,
+    /// Whether the matrix products run in bf16.
+    bf16: bool,
     max_tokens: usize,
     batch_size: usize,
     dimension: usize,
@@ -76,7 +79,8 @@ impl LocalEmbedder {
         let weights_path = dir.join("model.safetensors");
         let weights = std::fs::read(&weights_path)
             .map_err(|e| load_err(format!("cannot read model.safetensors: {e}")))?;
-        let model = Bert::load(&weights, &bert)
+        let bf16 = config.precision == Precision::Auto && gemm::supported();
+        let model = Bert::load(&weights, &bert, bf16)
             .map_err(|e| load_err(format!("model.safetensors or config.json: {e}")))?;
         drop(weights);
 
@@ -102,6 +106,7 @@ impl LocalEmbedder {
                 pool,
                 dir,
                 threads,
+                bf16,
                 max_tokens,
                 batch_size: config.batch_size.max(1),
                 dimension: bert.hidden_size,
@@ -243,8 +248,9 @@ impl Embedder for LocalEmbedder {
 
     fn describe(&self) -> String {
         format!(
-            "all-MiniLM-L6-v2 in process ({} dimensions, {} threads, up to {} tokens, model from {})",
+            "all-MiniLM-L6-v2 in process ({} dimensions, {} products, {} threads, up to {} tokens, model from {})",
             self.inner.dimension,
+            if self.inner.bf16 { "bf16" } else { "f32" },
             self.inner.threads,
             self.inner.max_tokens,
             self.inner.dir.display()
