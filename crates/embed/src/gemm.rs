@@ -166,8 +166,16 @@ mod x86 {
     pub(super) unsafe fn multiply(x: &[f32], rows: usize, w: &PackedWeight, out: *mut f32) {
         debug_assert_eq!(x.len(), rows * w.k);
         let pairs = w.pairs;
-        // The activations in bf16, two per u32, each row padded to `pairs`.
-        let mut a = vec![0u32; rows * pairs];
+        // The activations in bf16, two per u32, each row padded to `pairs`,
+        // in a buffer this thread keeps between calls: a fresh one of a few
+        // MiB comes from the kernel as untouched pages, and faulting them
+        // in cost more than the conversion itself (8% of a batch's time).
+        thread_local! {
+            static BF16_ROWS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut a = BF16_ROWS.take();
+        a.clear();
+        a.resize(rows * pairs, 0);
         a.par_chunks_mut(pairs * 16)
             .zip(x.par_chunks(w.k * 16))
             // SAFETY: the features were checked by the caller.
@@ -204,6 +212,11 @@ mod x86 {
                 r += take;
             }
         });
+        // Kept up to 8 MiB (a batch of 32 memories of about 65 tokens);
+        // a rare larger one is given back.
+        if a.capacity() * 4 <= 8 << 20 {
+            BF16_ROWS.set(a);
+        }
     }
 
     /// Rows of `x` (`k` wide) to bf16 pairs in `a` (`pairs` wide).
