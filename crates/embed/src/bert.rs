@@ -98,9 +98,23 @@ impl Linear {
     /// `x · W` (without the bias), in whichever form the weight is held.
     fn product(&self, x: &Tensor) -> Result<Tensor> {
         match (&self.packed, &self.weight_t) {
-            (Some(packed), _) => x.apply_op1_no_bwd(&PackedMatMul(packed)),
+            (Some(packed), _) => x.apply_op1_no_bwd(&PackedMatMul {
+                weight: packed,
+                gelu_bias: None,
+            }),
             (None, Some(w)) => x.matmul(w),
             (None, None) => candle_core::bail!("a linear layer has no weight"),
+        }
+    }
+
+    /// `GELU(x · W + bias)`: one pass when the weight is packed.
+    fn product_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.packed {
+            Some(packed) => x.apply_op1_no_bwd(&PackedMatMul {
+                weight: packed,
+                gelu_bias: Some(&self.bias),
+            }),
+            None => self.product(x)?.apply_op1_no_bwd(&BiasGelu(&self.bias)),
         }
     }
 
@@ -340,10 +354,7 @@ impl Bert {
                 &AddNorm(&layer.attention_out.bias, &layer.attention_norm),
             )?;
 
-            let inner = layer
-                .intermediate
-                .product(&x)?
-                .apply_op1_no_bwd(&BiasGelu(&layer.intermediate.bias))?;
+            let inner = layer.intermediate.product_gelu(&x)?;
             let out = layer.output.product(&inner)?;
             x = out.apply_op2_no_bwd(&x, &AddNorm(&layer.output.bias, &layer.output_norm))?;
         }
@@ -412,14 +423,7 @@ impl CustomOp1 for BiasGelu<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_with_bias(
-            "bias-gelu",
-            storage,
-            layout,
-            self.0,
-            #[inline(always)]
-            |v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)),
-        )
+        map_with_bias("bias-gelu", storage, layout, self.0, gelu)
     }
 }
 
@@ -801,6 +805,12 @@ pub(crate) fn exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     p * f32::from_bits(((n_int + 127) as u32) << 23)
+}
+
+/// GELU, erf form: `v/2 * (1 + erf(v/sqrt 2))`.
+#[inline(always)]
+pub(crate) fn gelu(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// `erf(x)` with absolute error below 5e-7 in f32 (Abramowitz and Stegun

@@ -104,9 +104,14 @@ pub(crate) fn supported() -> bool {
     }
 }
 
-/// `x · W` for `x` of shape `(.., k)`, contiguous f32: shape `(.., n)`.
-/// Only call it when [`supported`] is true.
-pub(crate) struct PackedMatMul<'a>(pub &'a PackedWeight);
+/// `x · W` for `x` of shape `(.., k)`, contiguous f32: shape `(.., n)`;
+/// with `gelu_bias`, `GELU(x · W + bias)` instead, applied to each block
+/// of the product as it leaves the registers (no second pass over the
+/// output). Only call it when [`supported`] is true.
+pub(crate) struct PackedMatMul<'a> {
+    pub weight: &'a PackedWeight,
+    pub gelu_bias: Option<&'a [f32]>,
+}
 
 impl CustomOp1 for PackedMatMul<'_> {
     fn name(&self) -> &'static str {
@@ -114,7 +119,10 @@ impl CustomOp1 for PackedMatMul<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let w = self.0;
+        let w = self.weight;
+        if self.gelu_bias.is_some_and(|b| b.len() != w.n) {
+            candle_core::bail!("bf16 matmul: the bias does not have {} values", w.n);
+        }
         let CpuStorage::F32(data) = storage else {
             candle_core::bail!("bf16 matmul: only f32 input is supported");
         };
@@ -129,7 +137,13 @@ impl CustomOp1 for PackedMatMul<'_> {
         let rows = x.len() / w.k;
         // Not zeroed first: the product writes every element.
         let mut out: Vec<f32> = Vec::with_capacity(rows * w.n);
-        multiply(x, rows, w, out.spare_capacity_mut().as_mut_ptr().cast())?;
+        multiply(
+            x,
+            rows,
+            w,
+            self.gelu_bias,
+            out.spare_capacity_mut().as_mut_ptr().cast(),
+        )?;
         // SAFETY: `multiply` returned Ok, so all rows * n elements are written.
         unsafe { out.set_len(rows * w.n) };
         *dims.last_mut().expect("non-empty") = w.n;
@@ -137,18 +151,24 @@ impl CustomOp1 for PackedMatMul<'_> {
     }
 }
 
-/// `out = x · W`, `x` being `rows x k` and `out` room for `rows x n`;
-/// on `Ok`, every element of `out` is written.
-fn multiply(x: &[f32], rows: usize, w: &PackedWeight, out: *mut f32) -> Result<()> {
+/// `out = x · W` (or `GELU(x · W + bias)`), `x` being `rows x k` and
+/// `out` room for `rows x n`; on `Ok`, every element of `out` is written.
+fn multiply(
+    x: &[f32],
+    rows: usize,
+    w: &PackedWeight,
+    gelu_bias: Option<&[f32]>,
+    out: *mut f32,
+) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     {
         if supported() {
             // SAFETY: the CPU has the features (checked just above).
-            unsafe { x86::multiply(x, rows, w, out) };
+            unsafe { x86::multiply(x, rows, w, gelu_bias, out) };
             return Ok(());
         }
     }
-    let _ = (x, rows, w, out);
+    let _ = (x, rows, w, gelu_bias, out);
     candle_core::bail!("bf16 matmul: this CPU has no AVX-512 BF16")
 }
 
@@ -163,7 +183,13 @@ mod x86 {
     /// The CPU must have AVX-512 F and BF16; `out` has room for
     /// `rows * w.n` f32s.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn multiply(x: &[f32], rows: usize, w: &PackedWeight, out: *mut f32) {
+    pub(super) unsafe fn multiply(
+        x: &[f32],
+        rows: usize,
+        w: &PackedWeight,
+        gelu_bias: Option<&[f32]>,
+        out: *mut f32,
+    ) {
         debug_assert_eq!(x.len(), rows * w.k);
         let pairs = w.pairs;
         // The activations in bf16, two per u32, each row padded to `pairs`,
@@ -208,6 +234,9 @@ mod x86 {
                         2 => kernel::<2>(a, pairs, b, c, w.n, cols),
                         _ => kernel::<1>(a, pairs, b, c, w.n, cols),
                     }
+                    if let Some(bias) = gelu_bias {
+                        bias_gelu(c, w.n, take, &bias[col..col + cols]);
+                    }
                 }
                 r += take;
             }
@@ -216,6 +245,18 @@ mod x86 {
         // a rare larger one is given back.
         if a.capacity() * 4 <= 8 << 20 {
             BF16_ROWS.set(a);
+        }
+    }
+
+    /// `GELU(v + bias)` in place over `rows` rows of `c` (stride `ldc`),
+    /// `bias.len()` columns each, while they are still in L1.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn bias_gelu(c: *mut f32, ldc: usize, rows: usize, bias: &[f32]) {
+        for r in 0..rows {
+            let row = std::slice::from_raw_parts_mut(c.add(r * ldc), bias.len());
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v = crate::bert::gelu(*v + b);
+            }
         }
     }
 
@@ -334,24 +375,37 @@ mod tests {
                 .map(|i| ((i * 104_729 % 997) as f32 / 498.5) - 1.0)
                 .collect();
             let packed = PackedWeight::pack(&w, k, n);
+            let bias: Vec<f32> = (0..n).map(|c| (c % 9) as f32 * 0.25 - 1.0).collect();
             let input = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).expect("tensor");
-            let got = input
-                .apply_op1_no_bwd(&PackedMatMul(&packed))
-                .expect("matmul");
-            assert_eq!(got.dims(), &[rows, n]);
-            let got = got
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("vec");
+            let run = |gelu_bias: Option<&[f32]>| {
+                let got = input
+                    .apply_op1_no_bwd(&PackedMatMul {
+                        weight: &packed,
+                        gelu_bias,
+                    })
+                    .expect("matmul");
+                assert_eq!(got.dims(), &[rows, n]);
+                got.flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .expect("vec")
+            };
+            let (plain, gelu) = (run(None), run(Some(&bias)));
             for r in 0..rows {
                 for c in 0..n {
                     let want: f64 = (0..k)
                         .map(|i| f64::from(round(x[r * k + i])) * f64::from(round(w[i * n + c])))
                         .sum();
-                    let g = f64::from(got[r * n + c]);
+                    let g = f64::from(plain[r * n + c]);
                     assert!(
                         (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
                         "{rows}x{k}x{n} at ({r}, {c}): {g} vs {want}"
+                    );
+                    let v = want + f64::from(bias[c]);
+                    let want = 0.5 * v * (1.0 + libm::erf(v / 2f64.sqrt()));
+                    let g = f64::from(gelu[r * n + c]);
+                    assert!(
+                        (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "GELU {rows}x{k}x{n} at ({r}, {c}): {g} vs {want}"
                     );
                 }
             }
