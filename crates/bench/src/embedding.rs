@@ -131,6 +131,8 @@ pub struct EmbeddingSpeed {
     /// CPU time per single call, averaged (`None` off Linux).
     pub single_cpu_ms: Option<f64>,
     pub batches: usize,
+    /// Mean tokens of the batched memories (special tokens included).
+    pub batch_mean_tokens: f64,
     pub batch_p50_ms: f64,
     /// Memories per wall-clock second over all batches.
     pub batch_per_second: f64,
@@ -182,6 +184,10 @@ pub fn measure(
                 .collect()
         })
         .collect();
+    let mut batch_tokens = 0usize;
+    for text in batch_texts.iter().flatten() {
+        batch_tokens += embedder.count_tokens(text)?;
+    }
     embedder.embed_blocking(&batch_texts[0])?;
     let cpu_before = cpu_time();
     let started = Instant::now();
@@ -209,6 +215,7 @@ pub fn measure(
         single_max_ms: ms(*times.last().expect("at least one call")),
         single_cpu_ms,
         batches,
+        batch_mean_tokens: batch_tokens as f64 / memories,
         batch_p50_ms: ms(quantile(&per_batch, 0.50)),
         batch_per_second: memories / total.as_secs_f64(),
         batch_per_cpu_second: batch_cpu
@@ -238,9 +245,10 @@ pub fn render_markdown(speed: &EmbeddingSpeed) -> String {
         speed.single_calls, speed.single_max_ms, speed.single_p99_ms
     ));
     out.push_str(&format!(
-        "| batches of {} ({} batches, {:.0} ms per batch p50) | {:.0} memories/s | {} | ≥ {:.0}/s: {} |\n",
+        "| batches of {} ({} batches, {:.1} tokens per memory on average, {:.0} ms per batch p50) | {:.0} memories/s | {} | ≥ {:.0}/s: {} |\n",
         BATCH_SIZE,
         speed.batches,
+        speed.batch_mean_tokens,
         speed.batch_p50_ms,
         speed.batch_per_second,
         cpu(speed.batch_per_cpu_second, "memories per CPU-second"),

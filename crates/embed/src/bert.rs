@@ -42,8 +42,6 @@ pub(crate) struct BertConfig {
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
     #[serde(default)]
-    pub pad_token_id: usize,
-    #[serde(default)]
     pub position_embedding_type: Option<String>,
 }
 
@@ -156,7 +154,6 @@ pub(crate) struct Bert {
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
-    hidden: usize,
 }
 
 /// Named tensors of a checkpoint, with or without the `bert.` prefix, and
@@ -314,40 +311,44 @@ impl Bert {
             layers,
             heads,
             head_dim,
-            hidden: h,
         })
     }
 
-    /// The last hidden states, `(batch, len, hidden)`, of `ids`
-    /// (`(batch, len)`, u32, all token types 0). `lengths[b]` is the number
-    /// of real tokens of row `b`; the rest is padding, which no real token
-    /// attends to. Padding positions come out as finite garbage.
-    pub fn forward(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let (batch, len) = ids.dims2()?;
-        if lengths.len() != batch {
-            candle_core::bail!("{} lengths for a batch of {batch}", lengths.len());
+    /// The last hidden states, `(tokens, hidden)`, of a batch given as its
+    /// token ids one item after the other (`ids`, all token types 0) and
+    /// each item's token count (`lengths`, summing to `ids.len()`). There
+    /// is no padding: every product runs over real tokens only, and the
+    /// attention keeps each item to its own tokens.
+    pub fn forward(&self, ids: &[u32], lengths: &[usize]) -> Result<Tensor> {
+        if lengths.iter().sum::<usize>() != ids.len() {
+            candle_core::bail!("{} token ids for lengths {lengths:?}", ids.len());
         }
-        let rows = batch * len;
-        let (h, heads, hd) = (self.hidden, self.heads, self.head_dim);
-
-        let words = self
-            .word
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((batch, len, h))?;
-        let positions = self.position.narrow(0, 0, len)?;
-        let x = words
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type0)?;
+        let (heads, hd) = (self.heads, self.head_dim);
+        let starts: Vec<usize> = lengths
+            .iter()
+            .scan(0, |next, &n| {
+                let start = *next;
+                *next += n;
+                Some(start)
+            })
+            .collect();
+        let positions: Vec<u32> = lengths.iter().flat_map(|&n| 0..n as u32).collect();
+        let device = self.word.device();
+        let words = self.word.index_select(&Tensor::new(ids, device)?, 0)?;
+        let positions = self
+            .position
+            .index_select(&Tensor::new(positions.as_slice(), device)?, 0)?;
+        let x = (words + positions)?.broadcast_add(&self.token_type0)?;
         let (gamma, beta, eps) = &self.embedding_norm;
-        let mut x = candle_nn::ops::layer_norm(&x, gamma, beta, *eps)?.reshape((rows, h))?;
+        let mut x = candle_nn::ops::layer_norm(&x, gamma, beta, *eps)?;
         for layer in &self.layers {
             let context = layer.qkv.product(&x)?.apply_op1_no_bwd(&Attention {
                 bias: &layer.qkv.bias,
                 lengths,
-                len,
+                starts: &starts,
                 heads,
                 head_dim: hd,
-            })?; // (rows, h)
+            })?; // (tokens, h)
             let attended = layer.attention_out.product(&context)?;
             x = attended.apply_op2_no_bwd(
                 &x,
@@ -358,7 +359,7 @@ impl Bert {
             let out = layer.output.product(&inner)?;
             x = out.apply_op2_no_bwd(&x, &AddNorm(&layer.output.bias, &layer.output_norm))?;
         }
-        x.reshape((batch, len, h))
+        Ok(x)
     }
 }
 
@@ -515,15 +516,16 @@ impl CustomOp2 for AddNorm<'_> {
 /// the context vectors `(batch * len, hidden)`. Each (item, head) pair is
 /// one parallel task: it adds the bias, lays the keys out transposed, and
 /// for each real token computes the scores, a softmax over the real key
-/// positions (padding gets probability 0, so no mask tensor) and the
-/// weighted sum of values, all in f32. Padding rows come out as zeros.
+/// positions of the same item (so no mask tensor) and the weighted sum of
+/// values, all in f32. Items have no padding: item `b` is rows
+/// `starts[b] .. starts[b] + lengths[b]`.
 struct Attention<'a> {
     /// `3 * hidden`: the query part already carries the attention scale.
     bias: &'a [f32],
-    /// Real tokens of each batch item.
+    /// Tokens of each batch item.
     lengths: &'a [usize],
-    /// Padded length of every item.
-    len: usize,
+    /// First row of each batch item.
+    starts: &'a [usize],
     heads: usize,
     head_dim: usize,
 }
@@ -555,8 +557,16 @@ impl CustomOp1 for Attention<'_> {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout, "attention")?;
         let hidden = self.heads * self.head_dim;
-        let rows = self.lengths.len() * self.len;
-        if self.bias.len() != 3 * hidden || src.len() != rows * 3 * hidden {
+        let rows: usize = self.lengths.iter().sum();
+        if self.bias.len() != 3 * hidden
+            || src.len() != rows * 3 * hidden
+            || self.starts.len() != self.lengths.len()
+            || self
+                .starts
+                .iter()
+                .zip(self.lengths)
+                .any(|(&start, &n)| start + n > rows)
+        {
             candle_core::bail!("attention: the input does not match the batch");
         }
         let mut out = vec![0f32; rows * hidden];
@@ -599,12 +609,12 @@ impl Attention<'_> {
     ) {
         let (hd, hidden) = (self.head_dim, self.heads * self.head_dim);
         let width = 3 * hidden;
-        let n = self.lengths[item].min(self.len);
+        let n = self.lengths[item];
         if n == 0 {
             return;
         }
         let (hp, np) = (hd.next_multiple_of(KB), n.next_multiple_of(KB));
-        let first = item * self.len;
+        let first = self.starts[item];
         let (q_off, k_off, v_off) = (head * hd, hidden + head * hd, 2 * hidden + head * hd);
         let row = |j: usize| &src[(first + j) * width..(first + j + 1) * width];
 
@@ -830,17 +840,20 @@ pub(crate) fn erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
-/// The mean of `hidden` (`(batch, len, dim)`) over each row's first
-/// `lengths[b]` positions, scaled to length 1, as sentence-transformers'
-/// mean pooling followed by `Normalize`.
+/// The mean of each item's rows of `hidden` (`(tokens, dim)`, items one
+/// after the other, `lengths[b]` rows each), scaled to length 1, as
+/// sentence-transformers' mean pooling followed by `Normalize`.
 pub(crate) fn mean_pool_normalized(hidden: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<f32>>> {
-    let (_, len, dim) = hidden.dims3()?;
+    let (tokens, dim) = hidden.dims2()?;
+    if lengths.iter().sum::<usize>() != tokens {
+        candle_core::bail!("{tokens} rows for lengths {lengths:?}");
+    }
     let data = hidden.flatten_all()?.to_vec1::<f32>()?;
     let mut out = Vec::with_capacity(lengths.len());
-    for (b, &n) in lengths.iter().enumerate() {
+    let mut rows = data.chunks_exact(dim);
+    for &n in lengths {
         let mut sum = vec![0f64; dim];
-        for t in 0..n.min(len) {
-            let row = &data[(b * len + t) * dim..(b * len + t + 1) * dim];
+        for row in rows.by_ref().take(n) {
             for (s, &x) in sum.iter_mut().zip(row) {
                 *s += f64::from(x);
             }
@@ -890,26 +903,26 @@ mod tests {
         assert_eq!(erf(0.0), 0.0);
     }
 
-    /// The fused attention against the textbook computation in f64, with
-    /// padding (the first item has 3 real tokens of 5).
+    /// The fused attention against the textbook computation in f64, for
+    /// items of 3 and 5 tokens (each attends to its own only).
     #[test]
-    fn attention_matches_the_textbook_and_ignores_padding() {
-        let (batch, len, heads, hd) = (2, 5, 3, 4);
+    fn attention_matches_the_textbook_within_each_item() {
+        let (heads, hd) = (3, 4);
         let hidden = heads * hd;
-        let rows = batch * len;
+        let (lengths, starts) = ([3, 5], [0, 3]);
+        let rows = 8;
         let raw: Vec<f32> = (0..rows * 3 * hidden)
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
             .collect();
         let bias: Vec<f32> = (0..3 * hidden)
             .map(|i| (i % 7) as f32 * 0.1 - 0.3)
             .collect();
-        let lengths = [3, 5];
         let input = Tensor::from_vec(raw.clone(), (rows, 3 * hidden), &Device::Cpu).unwrap();
         let got = input
             .apply_op1_no_bwd(&Attention {
                 bias: &bias,
                 lengths: &lengths,
-                len,
+                starts: &starts,
                 heads,
                 head_dim: hd,
             })
@@ -917,33 +930,26 @@ mod tests {
             .to_vec2::<f32>()
             .unwrap();
         let at = |row: usize, col: usize| f64::from(raw[row * 3 * hidden + col] + bias[col]);
-        for (b, &n) in lengths.iter().enumerate() {
+        for (b, (&n, &start)) in lengths.iter().zip(&starts).enumerate() {
             for h in 0..heads {
-                for i in 0..len {
-                    let row = b * len + i;
-                    for d in 0..hd {
-                        let want = if i < n {
-                            let scores: Vec<f64> = (0..n)
-                                .map(|j| {
-                                    (0..hd)
-                                        .map(|e| {
-                                            at(row, h * hd + e)
-                                                * at(b * len + j, hidden + h * hd + e)
-                                        })
-                                        .sum()
-                                })
-                                .collect();
-                            let max = scores.iter().copied().fold(f64::MIN, f64::max);
-                            let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
-                            (0..n)
-                                .map(|j| {
-                                    (scores[j] - max).exp() / total
-                                        * at(b * len + j, 2 * hidden + h * hd + d)
-                                })
+                for i in 0..n {
+                    let row = start + i;
+                    let scores: Vec<f64> = (0..n)
+                        .map(|j| {
+                            (0..hd)
+                                .map(|e| at(row, h * hd + e) * at(start + j, hidden + h * hd + e))
                                 .sum()
-                        } else {
-                            0.0
-                        };
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::MIN, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for d in 0..hd {
+                        let want: f64 = (0..n)
+                            .map(|j| {
+                                (scores[j] - max).exp() / total
+                                    * at(start + j, 2 * hidden + h * hd + d)
+                            })
+                            .sum();
                         let g = f64::from(got[row][h * hd + d]);
                         assert!(
                             (g - want).abs() < 1e-5,

@@ -25,7 +25,6 @@
 use crate::bert::{mean_pool_normalized, Bert, BertConfig};
 use crate::gemm;
 use crate::{EmbedError, Embedder, LocalConfig, Precision};
-use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use tokenizers::{
@@ -49,7 +48,6 @@ struct Inner {
     max_tokens: usize,
     batch_size: usize,
     dimension: usize,
-    pad_id: u32,
 }
 
 static CANDLE_THREADS: Once = Once::new();
@@ -87,11 +85,6 @@ impl LocalEmbedder {
         let max_tokens = config.max_tokens.clamp(2, bert.max_position_embeddings);
         let tokenizer =
             load_tokenizer(&dir.join("tokenizer.json"), max_tokens).map_err(load_err)?;
-        let pad_id = tokenizer
-            .get_padding()
-            .map(|p| p.pad_id)
-            .or_else(|| tokenizer.token_to_id("[PAD]"))
-            .unwrap_or(bert.pad_token_id as u32);
 
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -110,7 +103,6 @@ impl LocalEmbedder {
                 max_tokens,
                 batch_size: config.batch_size.max(1),
                 dimension: bert.hidden_size,
-                pad_id,
             }),
         })
     }
@@ -164,19 +156,15 @@ impl Inner {
                 .tokenizer
                 .encode_batch(inputs, true)
                 .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-            // Similar lengths together: a batch is padded to its longest
-            // input, so sorting keeps the padding (wasted work) small.
-            let mut order: Vec<usize> = (0..encodings.len()).collect();
-            order.sort_by_key(|&i| encodings[i].get_ids().len());
-            let mut out = vec![Vec::new(); encodings.len()];
-            for chunk in order.chunks(self.batch_size) {
-                let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
-                let vectors = self
-                    .forward(&batch)
-                    .map_err(|e| EmbedError::Inference(e.to_string()))?;
-                for (&i, v) in chunk.iter().zip(vectors) {
-                    out[i] = v;
-                }
+            // Batches carry no padding (each item's tokens only), so the
+            // order of the inputs costs nothing.
+            let mut out = Vec::with_capacity(encodings.len());
+            for chunk in encodings.chunks(self.batch_size) {
+                let batch: Vec<&Encoding> = chunk.iter().collect();
+                out.extend(
+                    self.forward(&batch)
+                        .map_err(|e| EmbedError::Inference(e.to_string()))?,
+                );
             }
             Ok(out)
         })
@@ -185,15 +173,11 @@ impl Inner {
     /// Runs one padded batch through BERT and pools it: the mean of the
     /// token vectors under the attention mask, scaled to length 1.
     fn forward(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let rows = batch.len();
         let lengths: Vec<usize> = batch.iter().map(|e| e.get_ids().len()).collect();
-        let len = lengths.iter().copied().max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(rows * len);
-        for enc in batch {
-            ids.extend_from_slice(enc.get_ids());
-            ids.extend(std::iter::repeat_n(self.pad_id, len - enc.get_ids().len()));
-        }
-        let ids = Tensor::from_vec(ids, (rows, len), &Device::Cpu)?;
+        let ids: Vec<u32> = batch
+            .iter()
+            .flat_map(|e| e.get_ids().iter().copied())
+            .collect();
         let hidden = self.model.forward(&ids, &lengths)?;
         mean_pool_normalized(&hidden, &lengths)
     }
@@ -202,8 +186,8 @@ impl Inner {
 fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, String> {
     let mut tokenizer =
         Tokenizer::from_file(path).map_err(|e| format!("cannot load tokenizer.json: {e}"))?;
-    // Padding is done per batch here; truncation at the model's limit,
-    // whatever the file says.
+    // No padding (batches are run without it); truncation at the model's
+    // limit, whatever the file says.
     tokenizer.with_padding(None::<PaddingParams>);
     tokenizer
         .with_truncation(Some(TruncationParams {

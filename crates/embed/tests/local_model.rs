@@ -64,9 +64,9 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Whether two computations of one text's vector agree. Batching and thread
-/// counts change the order of some f32 sums (attention, padding); with the
-/// bf16 products such a last-bit change can move an activation across a
-/// bf16 rounding boundary, so elements may differ by up to about 1e-3
+/// counts can change the order of some f32 sums (the f32 products split
+/// their work by size); with the bf16 products such a last-bit change can
+/// move an activation across a bf16 rounding boundary, so elements may differ by up to about 1e-3
 /// while the direction stays the same to 1e-4 (the shortest texts move
 /// most: 0.99998 for the empty text).
 fn assert_same(a: &[f32], b: &[f32], what: &str) {
