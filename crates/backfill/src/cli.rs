@@ -191,6 +191,7 @@ ENVIRONMENT:
     MEMORY_EMBED          -embed: local (all-MiniLM-L6-v2 in process) or remote; off is refused.
     MEMORY_EMBED_MODEL_DIR  local: directory of model.safetensors, tokenizer.json, config.json.
     MEMORY_EMBED_THREADS  local: threads the model may use.
+    MEMORY_EMBED_PRECISION  local: auto (bf16 products where the CPU has AVX-512 BF16) or f32.
     MEMORY_EMBED_URL, MEMORY_EMBED_MODEL, MEMORY_EMBED_API_KEY, MEMORY_EMBED_DIMENSION
                           remote: an OpenAI-compatible /v1/embeddings endpoint.
 

@@ -53,15 +53,20 @@ pub fn model_dir() -> Result<PathBuf> {
 }
 
 /// Loads the local model from [`model_dir`] with `threads` threads (the
-/// embedder's default when `None`). Blocking: reads about 90 MB.
+/// embedder's default when `None`) and the products
+/// `MEMORY_EMBED_PRECISION` asks for (default `auto`). Blocking: reads
+/// about 90 MB.
 ///
 /// # Errors
 ///
-/// When the model cannot be found or loaded.
+/// When the model cannot be found or loaded, or the precision is unknown.
 pub fn load_local(threads: Option<usize>) -> Result<(LocalEmbedder, usize)> {
     let mut config = LocalConfig::with_dir(model_dir()?);
     if let Some(t) = threads {
         config.threads = t.max(1);
+    }
+    if let Ok(precision) = std::env::var("MEMORY_EMBED_PRECISION") {
+        config.precision = memory_embed::Precision::parse(&precision)?;
     }
     let embedder =
         LocalEmbedder::load(&config).context("cannot load the all-MiniLM-L6-v2 model")?;

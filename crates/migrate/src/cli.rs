@@ -140,7 +140,7 @@ flags:
 environment:
   MEMORY_MIGRATE_FROM_TOKEN, MEMORY_MIGRATE_TO_TOKEN   bearer tokens of the two plugins
   MEMORY_EMBED (local | remote), MEMORY_EMBED_MODEL_DIR, MEMORY_EMBED_THREADS,
-  MEMORY_EMBED_URL, MEMORY_EMBED_MODEL, MEMORY_EMBED_API_KEY, MEMORY_EMBED_DIMENSION
+  MEMORY_EMBED_PRECISION (auto | f32), MEMORY_EMBED_URL, MEMORY_EMBED_MODEL, MEMORY_EMBED_API_KEY, MEMORY_EMBED_DIMENSION
                                                        the embedder of -embed
 
 exit codes: 0 clean, 1 differences or row errors, 2 usage or configuration
