@@ -1209,10 +1209,15 @@ fn db_error(context: &str, e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 57P01..03: shutdown / starting up;
             // 53300: too many connections; 28: invalid authorization;
-            // 3D000: database does not exist.
+            // 3D000: database does not exist; 40P01 / 40001: deadlock or
+            // serialization failure (the transaction was rolled back and
+            // may simply be run again).
             code.starts_with("08")
                 || code.starts_with("28")
-                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "3D000")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "3D000" | "40P01" | "40001"
+                )
         }),
         _ => false,
     };

@@ -4,13 +4,20 @@
 //! `INSERT ... SELECT FROM unnest(..)` statement, which on its own is a
 //! transaction (one round trip, one commit, one log flush for the whole
 //! group). A group in which an id repeats is cut into runs without repeats,
-//! run in order inside one transaction, so that the later write of an id
-//! lands on top of the earlier one as if they had come one after the other.
-//! Should that fail (a write the database refuses), the group is written
-//! again, in one transaction, with a savepoint around each write: a
-//! refused write is rolled back to its savepoint and answers its own
-//! error, the others commit. Writes keep the ids they were given first, so
-//! writing them again cannot duplicate anything.
+//! each its own transaction, committed in order, so that the later write of
+//! an id lands on top of the earlier one as if they had come one after the
+//! other. Should a run's statement fail (a write the database refuses), the
+//! run is written again, in one transaction, with a savepoint around each
+//! write: a refused write is rolled back to its savepoint and answers its
+//! own error, the others commit. Writes keep the ids they were given first,
+//! so writing them again cannot duplicate anything.
+//!
+//! Every transaction here takes its rows in id order (a run has no repeated
+//! id, so its order is free), and none spans two runs: two committers can
+//! then wait for each other's rows but never both at once, so they cannot
+//! deadlock. Transient failures (a deadlock with another client of the
+//! table, a serialization failure, a lost connection) are run again a few
+//! times.
 //!
 //! Several committers run at once (see [`committers`]): Postgres flushes
 //! the log once for every transaction committing at the same moment, so
@@ -85,30 +92,33 @@ impl PgStore {
         let todo: Vec<usize> = (0..writes.len())
             .filter(|&i| outcomes[i].is_none())
             .collect();
-        if !todo.is_empty() {
-            let done = match self.group_in_runs(writes, &ids, &todo).await {
-                Ok(written) => Ok(todo
+        let todo_ids: Vec<Uuid> = todo.iter().map(|&i| ids[i]).collect();
+        for run in runs_without_repeats(&todo_ids) {
+            let mut members: Vec<usize> = todo[run].to_vec();
+            members.sort_unstable_by_key(|&i| ids[i]);
+            let done = match self.run_retried(writes, &ids, &members).await {
+                Ok(written) => Ok(members
                     .iter()
-                    .map(|&i| match written.contains(&i) {
+                    .map(|&i| match written.contains(&ids[i]) {
                         true => Outcome::Written,
                         false => Outcome::Skipped,
                     })
                     .collect::<Vec<_>>()),
                 Err(e) => {
-                    tracing::debug!(error = %e, writes = todo.len(),
-                        "group statement failed; writing the group again, one savepoint per write");
-                    self.group_one_by_one(writes, &ids, &todo).await
+                    tracing::debug!(error = %e, writes = members.len(),
+                        "group statement failed; writing the run again, one savepoint per write");
+                    self.run_one_by_one(writes, &ids, &members).await
                 }
             };
             match done {
                 Ok(done) => {
-                    for (&i, outcome) in todo.iter().zip(done) {
+                    for (&i, outcome) in members.iter().zip(done) {
                         outcomes[i] = Some(outcome);
                     }
                 }
                 // The transaction did not commit: nothing of it stands.
                 Err(e) => {
-                    for &i in &todo {
+                    for &i in &members {
                         outcomes[i] = Some(Outcome::Failed(same_error(&e)));
                     }
                 }
@@ -117,93 +127,81 @@ impl PgStore {
         self.answers(writes, &ids, outcomes).await
     }
 
-    /// The fast path: each run of the group as one statement, sorted by id
-    /// (concurrent groups then lock rows in one order); one run is a
-    /// transaction on its own, several share one. The indexes written.
-    async fn group_in_runs(
+    /// The fast path: one run (no repeated id, `members` in id order) as
+    /// one statement, its own transaction; the ids written. Run again (up
+    /// to [`RETRIES`] times, after a short pause) when it fails with a
+    /// transient error; the failed attempt committed nothing.
+    async fn run_retried(
         &self,
         writes: &[BatchWrite],
         ids: &[Uuid],
-        todo: &[usize],
-    ) -> StoreResult<HashSet<usize>> {
-        let todo_ids: Vec<Uuid> = todo.iter().map(|&i| ids[i]).collect();
-        let runs = runs_without_repeats(&todo_ids);
-        let mut written = HashSet::with_capacity(todo.len());
-        let rows_of = |run: &std::ops::Range<usize>| {
-            let mut members: Vec<usize> = todo[run.clone()].to_vec();
-            members.sort_unstable_by_key(|&i| ids[i]);
-            let rows: Vec<PreparedRow<'_>> = members.iter().map(|&i| row(writes, ids, i)).collect();
-            (members, rows)
-        };
-        if let [run] = runs.as_slice() {
-            let (members, rows) = rows_of(run);
-            let ids_written = self.insert_rows_on(&self.pool, &rows).await?;
-            written.extend(
-                members
-                    .into_iter()
-                    .filter(|&i| ids_written.contains(&ids[i])),
-            );
-            return Ok(written);
+        members: &[usize],
+    ) -> StoreResult<HashSet<Uuid>> {
+        let rows: Vec<PreparedRow<'_>> = members.iter().map(|&i| row(writes, ids, i)).collect();
+        let mut attempt = 0;
+        loop {
+            match self.insert_rows_on(&self.pool, &rows).await {
+                Err(StoreError::Unavailable(e)) if attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "write group failed; running it again");
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                }
+                done => return done,
+            }
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| super::db_error("cannot begin a write group", e))?;
-        for run in &runs {
-            let (members, rows) = rows_of(run);
-            let ids_written = self.insert_rows_on(&mut *tx, &rows).await?;
-            written.extend(
-                members
-                    .into_iter()
-                    .filter(|&i| ids_written.contains(&ids[i])),
-            );
-        }
-        tx.commit()
-            .await
-            .map_err(|e| super::db_error("cannot commit a write group", e))?;
-        Ok(written)
     }
 
-    /// The careful path: one transaction, a savepoint per write. `Err`
-    /// when the transaction itself could not begin or commit.
-    async fn group_one_by_one(
+    /// The careful path for one run (`members` in id order): one
+    /// transaction, a savepoint per write. `Err` when the transaction
+    /// itself could not begin or commit.
+    async fn run_one_by_one(
         &self,
         writes: &[BatchWrite],
         ids: &[Uuid],
-        todo: &[usize],
+        members: &[usize],
     ) -> StoreResult<Vec<Outcome>> {
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| super::db_error("cannot begin a write group", e))?;
-        let mut outcomes = Vec::with_capacity(todo.len());
-        for &i in todo {
-            let mut savepoint = tx
-                .begin()
-                .await
-                .map_err(|e| super::db_error("cannot set a savepoint", e))?;
+        let mut outcomes = Vec::with_capacity(members.len());
+        for &i in members {
             let one = [row(writes, ids, i)];
-            match self.insert_rows_on(&mut *savepoint, &one).await {
-                Ok(written) => {
-                    savepoint
-                        .commit()
-                        .await
-                        .map_err(|e| super::db_error("cannot release a savepoint", e))?;
-                    outcomes.push(match written.contains(&ids[i]) {
-                        true => Outcome::Written,
-                        false => Outcome::Skipped,
-                    });
+            let mut attempt = 0;
+            let outcome = loop {
+                let mut savepoint = tx
+                    .begin()
+                    .await
+                    .map_err(|e| super::db_error("cannot set a savepoint", e))?;
+                match self.insert_rows_on(&mut *savepoint, &one).await {
+                    Ok(written) => {
+                        savepoint
+                            .commit()
+                            .await
+                            .map_err(|e| super::db_error("cannot release a savepoint", e))?;
+                        break match written.contains(&ids[i]) {
+                            true => Outcome::Written,
+                            false => Outcome::Skipped,
+                        };
+                    }
+                    Err(e) => {
+                        savepoint
+                            .rollback()
+                            .await
+                            .map_err(|e| super::db_error("cannot roll back to a savepoint", e))?;
+                        // A deadlock chose this write as its victim: the
+                        // savepoint undid it, and it may simply run again.
+                        if matches!(e, StoreError::Unavailable(_)) && attempt < RETRIES {
+                            attempt += 1;
+                            tokio::time::sleep(retry_pause(attempt)).await;
+                            continue;
+                        }
+                        break Outcome::Failed(e);
+                    }
                 }
-                Err(e) => {
-                    savepoint
-                        .rollback()
-                        .await
-                        .map_err(|e| super::db_error("cannot roll back to a savepoint", e))?;
-                    outcomes.push(Outcome::Failed(e));
-                }
-            }
+            };
+            outcomes.push(outcome);
         }
         tx.commit()
             .await
@@ -255,6 +253,21 @@ impl PgStore {
             })
             .collect()
     }
+}
+
+/// Further attempts after a transient failure (a deadlock between two
+/// groups, a serialization failure, a lost connection).
+const RETRIES: u32 = 3;
+
+/// The pause before attempt `attempt` (1, 2, …): 2, 4, 8 ms, plus up to
+/// as much again taken from the clock, so that two groups that deadlocked
+/// do not meet again at the same moment.
+fn retry_pause(attempt: u32) -> std::time::Duration {
+    let base = 2u64 << attempt.saturating_sub(1).min(4);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_micros()) % (base * 1000));
+    std::time::Duration::from_micros(base * 1000 + jitter)
 }
 
 fn row<'a>(writes: &'a [BatchWrite], ids: &[Uuid], i: usize) -> PreparedRow<'a> {
