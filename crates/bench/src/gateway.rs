@@ -45,6 +45,23 @@ struct Mcp {
 }
 
 impl Mcp {
+    /// The gateway's MCP endpoint at `base` with `token`, after an
+    /// `initialize` call.
+    async fn open(http: reqwest::Client, base: &str, token: &str) -> Result<Mcp> {
+        let mcp = Mcp {
+            http,
+            url: format!("{base}/mcp"),
+            authorization: format!("Bearer {token}"),
+        };
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": MCP_VERSION, "capabilities": {},
+            "clientInfo": {"name": "memory-bench", "version": env!("CARGO_PKG_VERSION")}}});
+        mcp.post(&init)
+            .await
+            .context("cannot initialize an MCP session with the gateway")?;
+        Ok(mcp)
+    }
+
     async fn post(&self, body: &serde_json::Value) -> Result<serde_json::Value> {
         let resp = self
             .http
@@ -222,17 +239,7 @@ async fn seats(setup: &GatewaySetup<'_>, gateway_url: &str) -> Result<Vec<Seat>>
             continue;
         };
         let token = auth::issue(&secret, Caller::Workspace(ws), None);
-        let mcp = Mcp {
-            http: setup.plugin.http_client(),
-            url: format!("{gateway_url}/mcp"),
-            authorization: format!("Bearer {token}"),
-        };
-        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": MCP_VERSION, "capabilities": {},
-            "clientInfo": {"name": "memory-bench", "version": env!("CARGO_PKG_VERSION")}}});
-        mcp.post(&init)
-            .await
-            .context("cannot initialize an MCP session with the gateway")?;
+        let mcp = Mcp::open(setup.plugin.http_client(), gateway_url, &token).await?;
         seats.push(Seat {
             mcp,
             namespaces: access.readable().iter().map(|e| e.name.clone()).collect(),
@@ -338,7 +345,7 @@ fn push(out: &mut Outcome, label: &str, floor: &str, gateway: &LoadSummary, dire
 /// When a binary, the model or a process cannot start, or a call fails.
 pub async fn embedding_recall_section(plan: &crate::options::Plan) -> Result<()> {
     if plan.build && plan.bin_dir.is_none() {
-        build_gateway_and_plugin()?;
+        crate::run::build_release(&["memory-plugin", "memory-gateway"])?;
     }
     let bins = crate::run::locate_binaries(plan.bin_dir.as_deref())?;
     for binary in [&bins.plugin, &bins.gateway] {
@@ -495,24 +502,8 @@ async fn embedding_recall(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let open = |base: &str| {
-        let mcp = Mcp {
-            http: http.clone(),
-            url: format!("{base}/mcp"),
-            authorization: format!("Bearer {token}"),
-        };
-        async move {
-            let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": MCP_VERSION, "capabilities": {},
-                "clientInfo": {"name": "memory-bench", "version": env!("CARGO_PKG_VERSION")}}});
-            mcp.post(&init)
-                .await
-                .context("cannot initialize an MCP session with the gateway")?;
-            Ok::<_, anyhow::Error>(mcp)
-        }
-    };
-    let with_mcp = Arc::new(open(with_gw.base_url()).await?);
-    let without_mcp = Arc::new(open(without_gw.base_url()).await?);
+    let with_mcp = Arc::new(Mcp::open(http.clone(), with_gw.base_url(), &token).await?);
+    let without_mcp = Arc::new(Mcp::open(http.clone(), without_gw.base_url(), &token).await?);
 
     let memories: Arc<Vec<String>> = Arc::new(
         dataset
@@ -650,33 +641,4 @@ async fn embedding_recall(
         rss_with,
         rss_without,
     })
-}
-
-/// `cargo build --release -p memory-plugin -p memory-gateway` when this
-/// executable was built from this workspace.
-fn build_gateway_and_plugin() -> Result<()> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if !workspace.join("Cargo.toml").exists() {
-        return Ok(());
-    }
-    progress("building memory-plugin and memory-gateway (release)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "memory-plugin",
-            "-p",
-            "memory-gateway",
-        ])
-        .current_dir(&workspace)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("cannot run cargo to build memory-plugin and memory-gateway")?;
-    anyhow::ensure!(
-        status.success(),
-        "cargo build --release -p memory-plugin -p memory-gateway failed ({status})"
-    );
-    Ok(())
 }

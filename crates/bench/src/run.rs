@@ -105,35 +105,39 @@ impl Outcome {
 ///
 /// When cargo fails.
 pub fn build_binaries() -> Result<()> {
+    build_release(&[
+        "memory-plugin",
+        "memory-backfill",
+        "memory-gateway",
+        "memory-migrate",
+    ])
+}
+
+/// `cargo build --release -p <package>...` in this workspace, when this
+/// executable was built from one (else nothing).
+///
+/// # Errors
+///
+/// When cargo cannot run or fails.
+pub(crate) fn build_release(packages: &[&str]) -> Result<()> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if !workspace.join("Cargo.toml").exists() {
         return Ok(());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    progress(
-        "building memory-plugin, memory-backfill, memory-gateway and memory-migrate (release)",
-    );
+    progress(&format!("building {} (release)", packages.join(", ")));
+    let mut args = vec!["build", "--release"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
     let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "memory-plugin",
-            "-p",
-            "memory-backfill",
-            "-p",
-            "memory-gateway",
-            "-p",
-            "memory-migrate",
-        ])
+        .args(&args)
         .current_dir(&workspace)
         .stdout(std::process::Stdio::null())
         .status()
-        .context(
-            "cannot run cargo to build memory-plugin, memory-backfill, memory-gateway and memory-migrate",
-        )?;
+        .with_context(|| format!("cannot run cargo to build {}", packages.join(", ")))?;
     if !status.success() {
-        bail!("cargo build --release -p memory-plugin -p memory-backfill -p memory-gateway -p memory-migrate failed ({status})");
+        bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
 }

@@ -83,42 +83,45 @@ impl BertConfig {
     }
 }
 
+/// A weight matrix in the form its products use.
+enum Weight {
+    /// `in x out`, contiguous, for candle's f32 products.
+    F32(Tensor),
+    /// bf16 panels for [`PackedMatMul`].
+    Bf16(PackedWeight),
+}
+
 struct Linear {
-    /// `in x out`, contiguous; `None` once packed.
-    weight_t: Option<Tensor>,
-    /// The same weight in bf16 panels for [`PackedMatMul`], when the
-    /// encoder runs in bf16.
-    packed: Option<PackedWeight>,
+    weight: Weight,
     bias: Vec<f32>,
 }
 
 impl Linear {
-    /// `x · W` (without the bias), in whichever form the weight is held.
+    /// `x · W` (without the bias).
     fn product(&self, x: &Tensor) -> Result<Tensor> {
-        match (&self.packed, &self.weight_t) {
-            (Some(packed), _) => x.apply_op1_no_bwd(&PackedMatMul {
+        match &self.weight {
+            Weight::F32(w) => x.matmul(w),
+            Weight::Bf16(packed) => x.apply_op1_no_bwd(&PackedMatMul {
                 weight: packed,
                 gelu_bias: None,
             }),
-            (None, Some(w)) => x.matmul(w),
-            (None, None) => candle_core::bail!("a linear layer has no weight"),
         }
     }
 
-    /// `GELU(x · W + bias)`: one pass when the weight is packed.
+    /// `GELU(x · W + bias)`: one pass with the bf16 panels.
     fn product_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.packed {
-            Some(packed) => x.apply_op1_no_bwd(&PackedMatMul {
+        match &self.weight {
+            Weight::F32(w) => x.matmul(w)?.apply_op1_no_bwd(&BiasGelu(&self.bias)),
+            Weight::Bf16(packed) => x.apply_op1_no_bwd(&PackedMatMul {
                 weight: packed,
                 gelu_bias: Some(&self.bias),
             }),
-            None => self.product(x)?.apply_op1_no_bwd(&BiasGelu(&self.bias)),
         }
     }
 
     /// Replaces the f32 weight by its bf16 panels.
     fn pack(&mut self) -> std::result::Result<(), String> {
-        let Some(w) = self.weight_t.take() else {
+        let Weight::F32(w) = &self.weight else {
             return Ok(());
         };
         let (k, n) = w.dims2().map_err(|e| e.to_string())?;
@@ -126,8 +129,16 @@ impl Linear {
             .flatten_all()
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| e.to_string())?;
-        self.packed = Some(PackedWeight::pack(&data, k, n));
+        self.weight = Weight::Bf16(PackedWeight::pack(&data, k, n));
         Ok(())
+    }
+
+    /// The f32 weight (before packing).
+    fn f32_weight(&self) -> std::result::Result<&Tensor, String> {
+        match &self.weight {
+            Weight::F32(w) => Ok(w),
+            Weight::Bf16(_) => Err("weight already packed".to_string()),
+        }
     }
 }
 
@@ -198,8 +209,7 @@ impl Weights {
     ) -> std::result::Result<Linear, String> {
         let weight = self.get(&format!("{name}.weight"), &[output, input])?;
         Ok(Linear {
-            weight_t: Some(transpose(&weight)?),
-            packed: None,
+            weight: Weight::F32(transpose(&weight)?),
             bias: self.vec(&format!("{name}.bias"), output)?,
         })
     }
@@ -254,16 +264,15 @@ impl Bert {
             let v = w.linear(&format!("{p}.attention.self.value"), h, h)?;
             // One product for all three; the attention scale goes into the
             // query's weights and bias.
-            let unpacked = |l: &Linear| l.weight_t.clone().ok_or("weight already packed");
-            let query_t = unpacked(&q)?
+            let query_t = q
+                .f32_weight()?
                 .affine(scale, 0.0)
                 .map_err(|e| e.to_string())?;
             let qkv = Linear {
-                weight_t: Some(
-                    Tensor::cat(&[&query_t, &unpacked(&k)?, &unpacked(&v)?], 1)
+                weight: Weight::F32(
+                    Tensor::cat(&[&query_t, k.f32_weight()?, v.f32_weight()?], 1)
                         .map_err(|e| e.to_string())?,
                 ),
-                packed: None,
                 bias: q
                     .bias
                     .iter()
