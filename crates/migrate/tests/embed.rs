@@ -3,82 +3,20 @@
 //! file keeping 384-dimension embeddings, embedded on the way by the real
 //! all-MiniLM-L6-v2 model; and the refusals that come before any write.
 
+mod common;
+
+use common::{postgres_plugin, scan_all, sqlite_plugin_of_dim, Plugin};
 use memory_backfill::embedding::EmbedSetup;
-use memory_client::{Client, ClientConfig};
+use memory_client::Client;
 use memory_contract::{
     BatchRequest, BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
     NamespaceUpsert,
 };
-use memory_migrate::cli::{Mode, Plan, Selection};
+use memory_migrate::cli::{Mode, Plan};
 use memory_migrate::run;
-use memory_plugin::server::SpawnedServer;
-use memory_plugin::store::OpenOptions;
-use memory_testkit::TestDb;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use uuid::Uuid;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A plugin and what keeps its store alive.
-struct Plugin {
-    server: SpawnedServer,
-    _db: Option<TestDb>,
-    _dir: Option<TempDir>,
-}
-
-impl Plugin {
-    fn url(&self) -> String {
-        self.server.url().to_string()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(ClientConfig::new(self.server.url())).expect("client")
-    }
-}
-
-async fn serve(url: &str, options: OpenOptions) -> SpawnedServer {
-    let store = memory_plugin::store::open(Some(url), &options)
-        .await
-        .expect("plugin store");
-    memory_plugin::server::spawn(store, Default::default())
-        .await
-        .expect("plugin server")
-}
-
-/// Our plugin on a SQLite file keeping `dim`-dimension embeddings (what
-/// MEMORY_PLUGIN_EMBEDDING_DIM sets).
-async fn sqlite_plugin(dim: usize) -> Plugin {
-    let dir = std::env::temp_dir().join(format!("memory-migrate-embed-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = format!("sqlite:{}", dir.join("plugin.db").display());
-    let options = OpenOptions {
-        embedding_dim: dim,
-        ..OpenOptions::default()
-    };
-    Plugin {
-        server: serve(&url, options).await,
-        _db: None,
-        _dir: Some(TempDir(dir)),
-    }
-}
-
-/// Our plugin on PostgreSQL 15: no pgvector, so no embeddings at all.
-async fn source_without_embeddings() -> Plugin {
-    let db = memory_testkit::pg15().await;
-    Plugin {
-        server: serve(db.url(), OpenOptions::default()).await,
-        _db: Some(db),
-        _dir: None,
-    }
-}
 
 const CONTENTS: [&str; 6] = [
     "The deployment pipeline failed because the database migration timed out",
@@ -130,24 +68,15 @@ async fn seed(plugin: &Plugin, n: usize) {
         .expect("seed batch");
 }
 
+/// Every memory of `c` outside the migration's own namespace, with its
+/// embedding.
 async fn memories(c: &Client) -> BTreeMap<Uuid, Memory> {
-    let mut out = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = c
-            .scan_memories_with_embeddings(after, None, 1000)
-            .await
-            .expect("scan");
-        for m in page.memories {
-            if !m.namespace.starts_with("custom:memory-migrate") {
-                out.insert(m.id, m);
-            }
-        }
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => return out,
-        }
-    }
+    scan_all(c, true)
+        .await
+        .into_iter()
+        .filter(|m| !m.namespace.starts_with("custom:memory-migrate"))
+        .map(|m| (m.id, m))
+        .collect()
 }
 
 async fn minilm() -> EmbedSetup {
@@ -158,27 +87,17 @@ async fn minilm() -> EmbedSetup {
 
 fn plan(from: &Plugin, to: &Plugin, embed: bool) -> Plan {
     Plan {
-        mode: Mode::Apply,
-        from: from.url(),
-        from_database: None,
-        from_schema: "memory_plugin".into(),
-        to: to.url(),
-        from_token: None,
-        to_token: None,
-        limit: None,
-        selection: Selection::default(),
-        skip_embeddings: false,
         embed,
-        json: false,
+        ..common::plan(Mode::Apply, from, to)
     }
 }
 
 #[tokio::test]
 async fn apply_embed_gives_memories_from_a_source_without_embeddings_the_vector_of_their_content() {
     let setup = minilm().await;
-    let from = source_without_embeddings().await;
+    let from = postgres_plugin().await;
     seed(&from, 150).await;
-    let to = sqlite_plugin(384).await;
+    let to = sqlite_plugin_of_dim(384).await;
 
     let report = run::run_with_embedder(&plan(&from, &to, true), Some(setup.clone()), false)
         .await
@@ -222,9 +141,9 @@ async fn apply_embed_gives_memories_from_a_source_without_embeddings_the_vector_
 #[tokio::test]
 async fn apply_embed_adds_vectors_to_rows_an_earlier_run_moved_without_them() {
     let setup = minilm().await;
-    let from = source_without_embeddings().await;
+    let from = postgres_plugin().await;
     seed(&from, 20).await;
-    let to = sqlite_plugin(384).await;
+    let to = sqlite_plugin_of_dim(384).await;
     let bare = run::run(&plan(&from, &to, false), false)
         .await
         .expect("plain run");
@@ -252,9 +171,9 @@ async fn apply_embed_adds_vectors_to_rows_an_earlier_run_moved_without_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_of_another_dimension_is_refused_naming_both_before_anything_is_written() {
     let setup = minilm().await;
-    let from = source_without_embeddings().await;
+    let from = postgres_plugin().await;
     seed(&from, 5).await;
-    let to = sqlite_plugin(1536).await;
+    let to = sqlite_plugin_of_dim(1536).await;
     let err = run::run_with_embedder(&plan(&from, &to, true), Some(setup), false)
         .await
         .expect_err("refused");
@@ -294,9 +213,9 @@ async fn a_target_of_another_dimension_is_refused_naming_both_before_anything_is
 // The binary runs while this process serves the plugin: two workers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embed_without_a_model_exits_2_before_anything_is_written() {
-    let from = source_without_embeddings().await;
+    let from = postgres_plugin().await;
     seed(&from, 3).await;
-    let to = sqlite_plugin(384).await;
+    let to = sqlite_plugin_of_dim(384).await;
     let missing = std::env::temp_dir().join(format!("no-model-{}", Uuid::new_v4()));
     let missing = missing.display().to_string();
     for env in [

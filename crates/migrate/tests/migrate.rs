@@ -1,94 +1,24 @@
 //! memory-migrate against real plugins on real stores: our plugin served
 //! in-process over SQLite files and PostgreSQL 15 databases.
 
+mod common;
+
 use chrono::{Duration as ChronoDuration, Utc};
+use common::{
+    pg18_plugin, plan, postgres_plugin, scan_all, sqlite_plugin, sqlite_plugin_of_dim,
+    sqlite_plugin_with, Plugin,
+};
 use memory_client::{Client, ClientConfig};
 use memory_contract::{
     BatchRequest, BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind,
     NamespaceUpsert,
 };
-use memory_migrate::cli::{Mode, Plan, Selection};
+use memory_migrate::cli::{Mode, Plan};
 use memory_migrate::report::Report;
 use memory_migrate::run;
-use memory_plugin::server::SpawnedServer;
-use memory_testkit::TestDb;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use uuid::Uuid;
-
-/// A plugin and what keeps its store alive.
-struct Plugin {
-    server: SpawnedServer,
-    _db: Option<TestDb>,
-    _dir: Option<TempDir>,
-}
-
-impl Plugin {
-    fn url(&self) -> String {
-        self.server.url().to_string()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(ClientConfig::new(self.server.url())).expect("client")
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn serve(url: &str) -> SpawnedServer {
-    serve_with(url, Default::default()).await
-}
-
-async fn serve_with(url: &str, options: memory_plugin::store::OpenOptions) -> SpawnedServer {
-    let store = memory_plugin::store::open(Some(url), &options)
-        .await
-        .expect("plugin store");
-    memory_plugin::server::spawn(store, Default::default())
-        .await
-        .expect("plugin server")
-}
-
-async fn sqlite_plugin() -> Plugin {
-    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = format!("sqlite:{}", dir.join("plugin.db").display());
-    Plugin {
-        server: serve(&url).await,
-        _db: None,
-        _dir: Some(TempDir(dir)),
-    }
-}
-
-/// Our plugin on a fresh PostgreSQL 18 database with pgvector, keeping
-/// embeddings of `dim` dimensions.
-async fn pg18_plugin(dim: usize) -> Plugin {
-    let db = memory_testkit::pg18().await;
-    let options = memory_plugin::store::OpenOptions {
-        embedding_dim: dim,
-        ..Default::default()
-    };
-    Plugin {
-        server: serve_with(db.url(), options).await,
-        _db: Some(db),
-        _dir: None,
-    }
-}
-
-async fn postgres_plugin() -> Plugin {
-    let db = memory_testkit::pg15().await;
-    Plugin {
-        server: serve(db.url()).await,
-        _db: Some(db),
-        _dir: None,
-    }
-}
 
 const NAMESPACES: [(&str, NamespaceKind); 3] = [
     ("workspace:alpha", NamespaceKind::Workspace),
@@ -184,38 +114,12 @@ async fn seed_with(plugin: &Plugin, n: usize, dim: Option<usize>) -> Vec<(String
     all
 }
 
-fn plan(mode: Mode, from: &Plugin, to: &Plugin) -> Plan {
-    Plan {
-        mode,
-        from: from.url(),
-        from_database: None,
-        from_schema: "memory_plugin".into(),
-        to: to.url(),
-        from_token: None,
-        to_token: None,
-        limit: None,
-        selection: Selection::default(),
-        skip_embeddings: false,
-        embed: false,
-        json: false,
-    }
-}
-
 async fn go(plan: &Plan) -> Report {
     run::run(plan, false).await.expect("run")
 }
 
 async fn everything(c: &Client) -> Vec<Memory> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = c.scan_memories(after, None, 1000).await.expect("scan");
-        out.extend(page.memories);
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => return out,
-        }
-    }
+    scan_all(c, false).await
 }
 
 fn differences(r: &Report) -> BTreeMap<(Uuid, &'static str), String> {
@@ -452,26 +356,14 @@ fn usage_and_configuration_errors_exit_2_with_one_masked_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
     let from = sqlite_plugin().await;
-    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = format!("sqlite:{}", dir.join("v1.db").display());
-    let store = memory_plugin::store::open(Some(&url), &Default::default())
-        .await
-        .expect("plugin store");
-    let server = memory_plugin::server::spawn(
-        store,
+    let to = sqlite_plugin_with(
+        Default::default(),
         memory_plugin::server::ServerConfig {
             v1_only: true,
             ..Default::default()
         },
     )
-    .await
-    .expect("v1-only plugin");
-    let to = Plugin {
-        server,
-        _db: None,
-        _dir: Some(TempDir(dir)),
-    };
+    .await;
     let n = seed(&from, 60).await.len() as u64;
 
     let applied = go(&plan(Mode::Apply, &from, &to)).await;
@@ -662,19 +554,11 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
 
 /// Every memory of `c` with its embedding, by id.
 async fn embeddings_of(c: &Client) -> BTreeMap<Uuid, Option<Vec<f32>>> {
-    let mut out = BTreeMap::new();
-    let mut after = None;
-    loop {
-        let page = c
-            .scan_memories_with_embeddings(after, None, 1000)
-            .await
-            .expect("scan with embeddings");
-        out.extend(page.memories.into_iter().map(|m| (m.id, m.embedding)));
-        match page.next_after {
-            Some(n) => after = Some(n),
-            None => return out,
-        }
-    }
+    scan_all(c, true)
+        .await
+        .into_iter()
+        .map(|m| (m.id, m.embedding))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,20 +611,7 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
     assert_eq!(found.exit_code(), 1);
 
     // A target of another dimension: exit 2 naming both, before any write.
-    let dir = std::env::temp_dir().join(format!("memory-migrate-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let narrow = Plugin {
-        server: serve_with(
-            &format!("sqlite:{}", dir.join("plugin.db").display()),
-            memory_plugin::store::OpenOptions {
-                embedding_dim: 4,
-                ..Default::default()
-            },
-        )
-        .await,
-        _db: None,
-        _dir: Some(TempDir(dir)),
-    };
+    let narrow = sqlite_plugin_of_dim(4).await;
     let bin = env!("CARGO_BIN_EXE_memory-migrate");
     let out = Command::new(bin)
         .args(["-apply", "-from", &from.url(), "-to", &narrow.url()])
