@@ -507,6 +507,131 @@ async fn embedding_is_stored_as_little_endian_f32_and_scored_exactly() {
     );
 }
 
+/// The order a semantic search must give, computed here from every stored
+/// row: cosine similarity in `f64` (as the store documents it) descending,
+/// then pinned, newer, later written; rows without a usable vector left out.
+fn expected_semantic(
+    rows: &[(i64, String, Vec<u8>, bool, String)],
+    probe: &[f32],
+) -> Vec<(String, f64)> {
+    let norm = probe
+        .iter()
+        .map(|x| f64::from(*x).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let mut scored: Vec<(f64, bool, &str, i64, &str)> = rows
+        .iter()
+        .filter(|(_, _, blob, _, _)| blob.len() == probe.len() * 4)
+        .filter_map(|(seq, id, blob, pin, created)| {
+            let values: Vec<f64> = blob
+                .chunks_exact(4)
+                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect();
+            let dot: f64 = values
+                .iter()
+                .zip(probe)
+                .map(|(x, q)| f64::from(*q) * x)
+                .sum();
+            let len = values.iter().map(|x| x * x).sum::<f64>().sqrt();
+            (len > 0.0).then(|| {
+                (
+                    dot / (norm * len),
+                    *pin,
+                    created.as_str(),
+                    *seq,
+                    id.as_str(),
+                )
+            })
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(b.1.cmp(&a.1))
+            .then(b.2.cmp(a.2))
+            .then(b.3.cmp(&a.3))
+    });
+    scored
+        .into_iter()
+        .map(|(score, _, _, _, id)| (id.to_string(), score))
+        .collect()
+}
+
+#[tokio::test]
+async fn semantic_search_ranks_as_a_sort_of_every_stored_vector() {
+    let dir = TempDir::new("sqlite-store");
+    let path = dir.path("rank.db");
+    let store = open_file(&path).await;
+    namespace(&store, "team:rank").await;
+    namespace(&store, "team:other").await;
+    // Few distinct vectors, so many rows tie on the score and the pin,
+    // creation time and write order decide.
+    let vectors: [[f32; 4]; 5] = [
+        [1.0, 0.0, 0.5, -2.0],
+        [0.5, 0.5, 0.5, 0.5],
+        [-1.0, 0.25, 0.0, 3.0],
+        [0.0, 0.0, 0.0, 1e-3],
+        [2.0, 0.0, 1.0, -4.0],
+    ];
+    for i in 0..60usize {
+        let mut w = fact(&format!("row {i}"));
+        w.embedding = Some(vectors[(i * 7) % vectors.len()].to_vec());
+        w.pin = Some(i % 4 == 0);
+        if i % 11 == 3 {
+            w.kind = MemoryKind::Summary;
+        }
+        let ns = if i % 9 == 5 {
+            "team:other"
+        } else {
+            "team:rank"
+        };
+        store.write_memory(ns, &w).await.expect("write");
+    }
+    write(&store, "team:rank", "no vector").await;
+    // Rows no cosine similarity can be computed with, as an older file or
+    // another writer may hold: another dimension, all zeros.
+    let mut conn = inspect(&path).await;
+    sqlx::query("UPDATE memory_records SET embedding = ?1 WHERE content = 'row 1'")
+        .bind(vec![0u8; 12])
+        .execute(&mut conn)
+        .await
+        .expect("three floats");
+    sqlx::query("UPDATE memory_records SET embedding = ?1 WHERE content = 'row 2'")
+        .bind(vec![0u8; 16])
+        .execute(&mut conn)
+        .await
+        .expect("zero vector");
+    let rows: Vec<(i64, String, Vec<u8>, bool, String)> = sqlx::query_as(
+        "SELECT seq, id, embedding, pin, created_at FROM memory_records
+         WHERE namespace = 'team:rank' AND embedding IS NOT NULL AND kind = 'fact'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("stored rows");
+
+    for probe in [[1.0f32, 0.0, 0.5, -2.0], [0.3, -0.7, 0.2, 0.9]] {
+        let want = expected_semantic(&rows, &probe);
+        assert!(want.len() > 40, "{}", want.len());
+        for limit in [100u32, 7] {
+            let q = SearchQuery {
+                namespaces: vec!["team:rank".into()],
+                query: None,
+                kinds: vec![MemoryKind::Fact],
+                limit,
+                embedding: Some(probe.to_vec()),
+            };
+            let got: Vec<(String, f64)> = store
+                .search(&q)
+                .await
+                .expect("search")
+                .into_iter()
+                .map(|m| (m.id.to_string(), m.score.expect("score")))
+                .collect();
+            let want: Vec<(String, f64)> = want.iter().take(limit as usize).cloned().collect();
+            assert_eq!(got, want, "probe {probe:?}, limit {limit}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn all_zero_query_embedding_is_bad_request() {
     let store = open_memory().await;

@@ -11,8 +11,10 @@
 //!   frequencies remembered between searches (`rank`, `doc_freq`): the
 //!   same scores as FTS5's `bm25()`, without walking every posting list
 //!   of the query's words on every search;
-//! - semantic search compares embeddings exactly, in process, over the live
-//!   rows of the searched namespaces;
+//! - semantic search compares embeddings exactly (cosine similarity in
+//!   `f64`) over the live rows of the searched namespaces, inside SQLite
+//!   with the `memory_cosine` function (`cosine`), so only the best rows
+//!   leave the database;
 //! - every write goes through one writer connection, so writers queue in
 //!   this process instead of meeting SQLite's "database is locked"; readers
 //!   use their own pool and, in WAL mode, never wait for the writer;
@@ -25,6 +27,7 @@
 mod batch;
 mod checkpoint;
 mod codec;
+mod cosine;
 mod dimension;
 mod doc_freq;
 mod group;
@@ -49,7 +52,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -188,8 +190,8 @@ fn parse_url(url: &str) -> StoreResult<ParsedUrl> {
 }
 
 /// Prepares a connection to the store's file as the store prepares each of
-/// its own: registers the full-text ranking function (see `rank`), which
-/// SQLite keeps per connection. Public so that benchmarks can run the
+/// its own: registers the full-text ranking function (see `rank`) and the
+/// cosine similarity (see `cosine`), which SQLite keeps per connection. Public so that benchmarks can run the
 /// store's statements ([`full_text_sql`]) on connections of their own.
 ///
 /// # Errors
@@ -200,7 +202,27 @@ pub async fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), sqlx:
     let db = handle.as_raw_handle().as_ptr().cast();
     // SAFETY: the handle is an open connection, locked for this thread
     // until `handle` drops.
-    unsafe { rank::register(db) }.map_err(|e| sqlx::Error::Configuration(e.into()))
+    unsafe { rank::register(db).and_then(|()| cosine::register(db)) }
+        .map_err(|e| sqlx::Error::Configuration(e.into()))
+}
+
+/// The semantic search statement the store runs. Parameters: `?1` the JSON
+/// array of namespaces, `?2` now (fixed-width RFC 3339 text), `?3` a JSON
+/// array of kinds or NULL, `?4` the query vector as a blob of little-endian
+/// `f32`, `?5` its Euclidean norm, `?6` the limit. Order: cosine similarity
+/// descending, then pinned, newer, later written; rows whose similarity is
+/// undefined have a NULL score and come last. Run it on a connection
+/// prepared by [`prepare_connection`].
+pub fn semantic_search_sql() -> String {
+    format!(
+        "SELECT {MEMORY_COLUMNS}, {cosine}(r.embedding, ?4, ?5) AS score
+         FROM memory_records r
+         WHERE {filter} AND r.embedding IS NOT NULL
+         ORDER BY score DESC, r.pin DESC, r.created_at DESC, r.seq DESC
+         LIMIT ?6",
+        cosine = cosine::FUNCTION,
+        filter = SearchFilter::SQL,
+    )
 }
 
 /// The full-text search statement the store runs. Parameters: `?1` the
@@ -349,24 +371,6 @@ async fn require_live_namespace(
 /// names the same few namespaces many times, and no namespace changes
 /// while the transaction holds the write lock.
 type KnownNamespaces = HashMap<String, NamespaceState>;
-
-/// A memory and where it sorts among search results.
-struct Scored {
-    seq: i64,
-    score: f64,
-    pin: bool,
-    created_at: String,
-}
-
-/// Search order where there is a score: best score first, then pinned,
-/// then newest.
-fn by_score(a: &Scored, b: &Scored) -> Ordering {
-    b.score
-        .total_cmp(&a.score)
-        .then(b.pin.cmp(&a.pin))
-        .then(b.created_at.cmp(&a.created_at))
-        .then(b.seq.cmp(&a.seq))
-}
 
 impl SqliteStore {
     /// Opens (creating if missing) the database `url` points to and brings
@@ -622,12 +626,15 @@ impl SqliteStore {
         .map_err(|e| db_error("reading namespaces", e))
     }
 
+    /// Semantic search: SQLite scores every candidate with `memory_cosine`
+    /// and keeps the best `limit` (see [`semantic_search_sql`]), so only
+    /// those rows, not every stored vector, leave the database.
     async fn search_semantic(
         &self,
         conn: &mut SqliteConnection,
         filter: &SearchFilter,
         embedding: &[f32],
-        limit: usize,
+        limit: i64,
     ) -> StoreResult<Vec<Memory>> {
         let query_norm = codec::norm(embedding);
         if query_norm == 0.0 {
@@ -637,79 +644,31 @@ impl SqliteStore {
                     .into(),
             ));
         }
-        // Stream every candidate and keep the best `limit`; only those are
-        // then read in full.
-        let mut best: Vec<Scored> = Vec::with_capacity(limit + 1);
-        let candidates_sql = format!(
-            "SELECT r.seq, r.embedding, r.pin, r.created_at FROM memory_records r
-             WHERE {} AND r.embedding IS NOT NULL",
-            SearchFilter::SQL
-        );
-        let mut rows = sqlx::query(&candidates_sql)
+        let rows = sqlx::query(&semantic_search_sql())
             .bind(&filter.namespaces)
             .bind(&filter.now)
             .bind(&filter.kinds)
-            .fetch(&mut *conn);
-        while let Some(row) = rows
-            .try_next()
+            .bind(codec::encode_embedding(embedding))
+            .bind(query_norm)
+            .bind(limit)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(|e| db_error("searching by embedding", e))?
-        {
-            let blob: Vec<u8> = row
-                .try_get("embedding")
-                .map_err(|e| db_error("reading embedding", e))?;
-            let Some(score) = codec::cosine_similarity(embedding, query_norm, &blob) else {
-                continue;
-            };
-            let candidate = Scored {
-                seq: row.try_get("seq").map_err(|e| db_error("reading row", e))?,
-                score,
-                pin: row
-                    .try_get::<i64, _>("pin")
-                    .map_err(|e| db_error("reading row", e))?
-                    != 0,
-                created_at: row
-                    .try_get("created_at")
-                    .map_err(|e| db_error("reading row", e))?,
-            };
-            if best.len() == limit {
-                match best.last() {
-                    Some(worst) if by_score(&candidate, worst) == Ordering::Less => {
-                        best.pop();
-                    }
-                    _ => continue,
-                }
-            }
-            let at = best
-                .binary_search_by(|probe| by_score(probe, &candidate))
-                .unwrap_or_else(|i| i);
-            best.insert(at, candidate);
-        }
-        drop(rows);
-
-        let seqs: Vec<i64> = best.iter().map(|s| s.seq).collect();
-        let rows = sqlx::query(&format!(
-            "SELECT r.seq, {MEMORY_COLUMNS} FROM memory_records r
-             WHERE r.seq IN (SELECT value FROM json_each(?1))"
-        ))
-        .bind(serde_json::Value::from(seqs).to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("reading memories", e))?;
-        let mut by_seq = HashMap::with_capacity(rows.len());
+            .map_err(|e| db_error("searching by embedding", e))?;
+        let mut memories = Vec::with_capacity(rows.len());
         for row in &rows {
-            let seq: i64 = row.try_get("seq").map_err(|e| db_error("reading row", e))?;
-            by_seq.insert(seq, codec::memory_from_row(row)?);
+            // NULL sorts last: a stored vector cosine similarity cannot be
+            // computed with (another dimension, all zeros) is never a match.
+            let Some(score) = row
+                .try_get::<Option<f64>, _>("score")
+                .map_err(|e| db_error("reading score", e))?
+            else {
+                break;
+            };
+            let mut memory = codec::memory_from_row(row)?;
+            memory.score = Some(score);
+            memories.push(memory);
         }
-        Ok(best
-            .iter()
-            .filter_map(|s| {
-                by_seq.remove(&s.seq).map(|mut m| {
-                    m.score = Some(s.score);
-                    m
-                })
-            })
-            .collect())
+        Ok(memories)
     }
 
     /// Full-text search: the MATCH names the namespaces too, so FTS5 visits
@@ -957,7 +916,7 @@ impl Store for SqliteStore {
             .filter(|t| !t.is_empty());
         let memories = match (&query.embedding, text) {
             (Some(embedding), _) => {
-                self.search_semantic(&mut tx, &filter, embedding, limit as usize)
+                self.search_semantic(&mut tx, &filter, embedding, i64::from(limit))
                     .await?
             }
             (None, Some(text)) if text.chars().count() >= 2 => {

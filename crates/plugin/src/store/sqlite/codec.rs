@@ -91,18 +91,26 @@ pub(super) fn decode_embedding(blob: &[u8]) -> StoreResult<Vec<f32>> {
         .collect())
 }
 
-/// Cosine similarity of `query` and a stored embedding blob, computed in
-/// `f64`; `None` when the blob has another dimension or either vector has
-/// no direction (all zeros), where cosine similarity is undefined.
-pub(super) fn cosine_similarity(query: &[f32], query_norm: f64, blob: &[u8]) -> Option<f64> {
-    if blob.len() != query.len() * 4 || query_norm == 0.0 {
+/// Cosine similarity of a query and a stored embedding, both blobs as
+/// [`encode_embedding`] writes them, computed in `f64`; `query_norm` is
+/// [`norm`] of the query. `None` when the blobs differ in length, are not
+/// whole `f32` values, or either vector has no direction (all zeros), where
+/// cosine similarity is undefined. The SQL function `memory_cosine` (see
+/// `cosine`) gives exactly this.
+pub(super) fn cosine_of_blobs(query: &[u8], query_norm: f64, blob: &[u8]) -> Option<f64> {
+    if blob.len() != query.len()
+        || !blob.len().is_multiple_of(4)
+        || blob.is_empty()
+        || query_norm == 0.0
+    {
         return None;
     }
+    let value = |b: &[u8]| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let mut dot = 0.0f64;
     let mut norm_sq = 0.0f64;
-    for (q, bytes) in query.iter().zip(blob.chunks_exact(4)) {
-        let x = f64::from(f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
-        dot += f64::from(*q) * x;
+    for (q, x) in query.chunks_exact(4).zip(blob.chunks_exact(4)) {
+        let x = value(x);
+        dot += value(q) * x;
         norm_sq += x * x;
     }
     if norm_sq == 0.0 {
@@ -227,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn cosine_similarity_of_parallel_opposite_and_zero_vectors() {
+    fn cosine_of_parallel_opposite_and_zero_vectors() {
         let q = [1.0f32, 2.0, 3.0];
         let n = norm(&q);
         assert_eq!(
@@ -238,9 +246,12 @@ mod tests {
         let same = encode_embedding(&[2.0, 4.0, 6.0]);
         let opposite = encode_embedding(&[-1.0, -2.0, -3.0]);
         let zero = encode_embedding(&[0.0, 0.0, 0.0]);
-        assert!((cosine_similarity(&q, n, &same).unwrap() - 1.0).abs() < 1e-12);
-        assert!((cosine_similarity(&q, n, &opposite).unwrap() + 1.0).abs() < 1e-12);
-        assert_eq!(cosine_similarity(&q, n, &zero), None);
-        assert_eq!(cosine_similarity(&q, n, &encode_embedding(&[1.0])), None);
+        let q = encode_embedding(&q);
+        assert!((cosine_of_blobs(&q, n, &same).unwrap() - 1.0).abs() < 1e-12);
+        assert!((cosine_of_blobs(&q, n, &opposite).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(cosine_of_blobs(&q, n, &zero), None);
+        assert_eq!(cosine_of_blobs(&q, n, &encode_embedding(&[1.0])), None);
+        assert_eq!(cosine_of_blobs(&q, 0.0, &same), None);
+        assert_eq!(cosine_of_blobs(&q[..5], n, &same[..5]), None);
     }
 }
