@@ -459,15 +459,7 @@ async fn a_plugin_that_goes_down_counts_errors_stops_and_fails_the_run() {
         pool,
     } = TargetPlugin::start(false).await;
     server.shutdown().await.unwrap();
-    let schema = legacy.schema().await;
-    let report = memory_backfill::runner::run_with(
-        &plan(&["-apply", "-batch-rows=50"]),
-        &legacy.pool,
-        &schema,
-        &plugin,
-        false,
-    )
-    .await;
+    let report = try_run(&legacy, &plugin, &["-apply", "-batch-rows=50"]).await;
     // The checkpoint cannot be read from a plugin that is down: a clear setup error.
     let err = report
         .expect_err("cannot start against a dead plugin")
@@ -479,15 +471,9 @@ async fn a_plugin_that_goes_down_counts_errors_stops_and_fails_the_run() {
 
     // With -workspace (no checkpoint) rows are attempted: errors counted, run stops early.
     let ws_arg = format!("-workspace={ws}");
-    let report = memory_backfill::runner::run_with(
-        &plan(&["-apply", "-batch-rows=50", &ws_arg]),
-        &legacy.pool,
-        &schema,
-        &plugin,
-        false,
-    )
-    .await
-    .expect("runs");
+    let report = try_run(&legacy, &plugin, &["-apply", "-batch-rows=50", &ws_arg])
+        .await
+        .expect("runs");
     let r = apply_report(report);
     assert!(r.errors > 0, "{r}");
     assert_eq!(r.written, 0);

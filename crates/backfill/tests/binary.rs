@@ -7,21 +7,6 @@ use common::*;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_memory-backfill");
-
-fn backfill(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("MEMORY_PLUGIN_URL")
-        .env_remove("MEMORY_PLUGIN_TOKEN")
-        .env_remove("MEMORY_PLUGIN_TIMEOUT");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run memory-backfill")
-}
-
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),

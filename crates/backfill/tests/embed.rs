@@ -15,10 +15,7 @@ use memory_plugin::server::SpawnedServer;
 use memory_plugin::store::OpenOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use uuid::Uuid;
-
-const BIN: &str = env!("CARGO_BIN_EXE_memory-backfill");
 
 /// The row a paraphrase must find.
 const DEPLOY: &str =
@@ -86,24 +83,12 @@ impl SqlitePlugin {
 
     /// Every memory outside the checkpoint namespace, with its embedding.
     async fn memories(&self) -> BTreeMap<Uuid, Memory> {
-        let c = self.client();
-        let mut out = BTreeMap::new();
-        let mut after = None;
-        loop {
-            let page = c
-                .scan_memories_with_embeddings(after, None, 1000)
-                .await
-                .expect("scan");
-            for m in page.memories {
-                if m.namespace != "custom:memory-backfill" {
-                    out.insert(m.id, m);
-                }
-            }
-            match page.next_after {
-                Some(n) => after = Some(n),
-                None => return out,
-            }
-        }
+        scan_with_embeddings(&self.client())
+            .await
+            .into_iter()
+            .filter(|m| m.namespace != "custom:memory-backfill")
+            .map(|m| (m.id, m))
+            .collect()
     }
 }
 
@@ -399,24 +384,4 @@ async fn embed_without_a_model_exits_2_before_anything_is_written() {
             .expect("config");
     let e = embedding::embedder_from_config(off).await.expect_err("off");
     assert!(e.contains("MEMORY_EMBED"), "{e}");
-}
-
-fn backfill(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for name in [
-        "DATABASE_URL",
-        "MEMORY_PLUGIN_URL",
-        "MEMORY_PLUGIN_TOKEN",
-        "MEMORY_PLUGIN_TIMEOUT",
-        "MEMORY_EMBED",
-        "MEMORY_EMBED_MODEL_DIR",
-        "MEMORY_EMBED_URL",
-    ] {
-        cmd.env_remove(name);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run memory-backfill")
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use memory_backfill::plugin::Plugin;
-use memory_backfill::runner::{self, RunReport};
+use memory_backfill::runner::RunReport;
 use memory_testkit::{EmptyList, SloppyPlugin};
 use uuid::Uuid;
 
@@ -37,8 +37,7 @@ async fn org(legacy: &Legacy) -> Vec<Uuid> {
 }
 
 async fn run_via(legacy: &Legacy, plugin: &Plugin, args: &[&str]) -> RunReport {
-    let schema = legacy.schema().await;
-    runner::run_with(&plan(args), &legacy.pool, &schema, plugin, false)
+    try_run(legacy, plugin, args)
         .await
         .unwrap_or_else(|e| panic!("{args:?} does not start: {e}"))
 }

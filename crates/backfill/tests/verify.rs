@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use memory_backfill::mapping::SkipReason;
-use memory_backfill::verify::MismatchKind;
+use memory_backfill::verify::{MismatchKind, VerifyReport};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -222,13 +222,16 @@ async fn legacy_owner(legacy: &Legacy, id: Uuid) -> Uuid {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_workspace_with_150_memories_verifies_cleanly_with_list() {
+/// One workspace of 150 memories applied to a plugin (`v1_only` or not)
+/// and verified: all match.
+async fn a_workspace_of_150_applied_and_verified(
+    v1_only: bool,
+) -> (Legacy, TargetPlugin, VerifyReport) {
     let legacy = Legacy::new().await;
     let ws = uuid(1);
     legacy.workspace(ws, None, None).await;
     legacy.bulk_local(ws, 150, "big").await;
-    let target = TargetPlugin::start(false).await;
+    let target = TargetPlugin::start(v1_only).await;
     assert_eq!(
         apply_report(run(&legacy, &target, &["-apply"]).await).written,
         150
@@ -236,23 +239,19 @@ async fn a_workspace_with_150_memories_verifies_cleanly_with_list() {
     let ws_arg = format!("-workspace={ws}");
     let v = verify_report(run(&legacy, &target, &["-verify", &ws_arg]).await);
     assert_eq!((v.exit_code(), v.rows_matched), (0, 150), "{v}");
+    (legacy, target, v)
+}
+
+#[tokio::test]
+async fn a_workspace_with_150_memories_verifies_cleanly_with_list() {
+    a_workspace_of_150_applied_and_verified(false).await;
 }
 
 #[tokio::test]
 async fn a_workspace_with_150_memories_verifies_cleanly_without_list() {
-    let legacy = Legacy::new().await;
-    let ws = uuid(1);
-    legacy.workspace(ws, None, None).await;
-    legacy.bulk_local(ws, 150, "big").await;
-    let target = TargetPlugin::start(true).await;
-    assert_eq!(
-        apply_report(run(&legacy, &target, &["-apply"]).await).written,
-        150
-    );
-    let ws_arg = format!("-workspace={ws}");
-    let v = verify_report(run(&legacy, &target, &["-verify", &ws_arg]).await);
+    let (legacy, target, v) = a_workspace_of_150_applied_and_verified(true).await;
     assert_eq!(v.method, "search");
-    assert_eq!((v.exit_code(), v.rows_matched), (0, 150), "{v}");
+    let ws_arg = format!("-workspace={}", uuid(1));
 
     // A deletion in a namespace too big to see whole is unverified, never a false
     // mismatch; in a small namespace it is a definite `missing`.
@@ -312,22 +311,15 @@ async fn verify_against_a_plugin_that_went_down_counts_errors_and_fails() {
         pool,
     } = target;
     server.shutdown().await.unwrap();
-    let schema = legacy.schema().await;
     for (method, message) in [
         ("checksum", "did not give its checksums"),
         ("scan", "cannot scan"),
         ("list", "cannot list"),
     ] {
         let method_arg = format!("-verify-method={method}");
-        let report = memory_backfill::runner::run_with(
-            &plan(&["-verify", "-all", &method_arg]),
-            &legacy.pool,
-            &schema,
-            &plugin,
-            false,
-        )
-        .await
-        .unwrap();
+        let report = try_run(&legacy, &plugin, &["-verify", "-all", &method_arg])
+            .await
+            .unwrap();
         let v = verify_report(report);
         assert!(v.errors > 0, "{v}");
         assert_eq!(v.exit_code(), 1);
@@ -496,13 +488,10 @@ async fn both_exact_methods_list_the_rows_apply_skips() {
 #[tokio::test]
 async fn scan_is_refused_without_all_or_when_the_plugin_lacks_it() {
     let (legacy, target, _all) = applied(true).await;
-    let schema = legacy.schema().await;
-    let err = memory_backfill::runner::run_with(
-        &plan(&["-verify", "-all", "-verify-method=scan"]),
-        &legacy.pool,
-        &schema,
+    let err = try_run(
+        &legacy,
         &target.plugin,
-        false,
+        &["-verify", "-all", "-verify-method=scan"],
     )
     .await
     .unwrap_err();
@@ -511,12 +500,10 @@ async fn scan_is_refused_without_all_or_when_the_plugin_lacks_it() {
     assert!(usage.to_string().contains("needs -all"), "{usage}");
     let usage = memory_backfill::cli::parse(["-verify", "-verify-method=checksum"]).unwrap_err();
     assert!(usage.to_string().contains("needs -all"), "{usage}");
-    let err = memory_backfill::runner::run_with(
-        &plan(&["-verify", "-all", "-verify-method=checksum"]),
-        &legacy.pool,
-        &schema,
+    let err = try_run(
+        &legacy,
         &target.plugin,
-        false,
+        &["-verify", "-all", "-verify-method=checksum"],
     )
     .await
     .unwrap_err();

@@ -10,14 +10,40 @@ use memory_backfill::legacy::{self, LegacySchema};
 use memory_backfill::plugin::Plugin;
 use memory_backfill::runner::{self, RunReport};
 use memory_client::{BreakerPolicy, Client, ClientConfig, RetryPolicy};
+use memory_contract::Memory;
 use memory_plugin::server::{self, ServerConfig, SpawnedServer};
 use memory_plugin::store::postgres::{PgOptions, PgStore};
 use memory_testkit::TestDb;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_memory-backfill");
+
+/// Runs the binary with `args` and `env`, and none of its settings from
+/// this process's environment.
+pub fn backfill(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for name in [
+        "DATABASE_URL",
+        "MEMORY_PLUGIN_URL",
+        "MEMORY_PLUGIN_TOKEN",
+        "MEMORY_PLUGIN_TIMEOUT",
+        "MEMORY_EMBED",
+        "MEMORY_EMBED_MODEL_DIR",
+        "MEMORY_EMBED_URL",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run memory-backfill")
+}
 
 pub const LEGACY_SCHEMA_SQL: &str = include_str!("../fixtures/legacy_schema.sql");
 
@@ -28,8 +54,13 @@ pub struct Legacy {
 }
 
 impl Legacy {
+    /// On a fresh PostgreSQL 15 database.
     pub async fn new() -> Legacy {
-        let db = memory_testkit::pg15().await;
+        Legacy::on(memory_testkit::pg15().await).await
+    }
+
+    /// On `db`, a fresh database.
+    pub async fn on(db: TestDb) -> Legacy {
         let pool = db.connect().await;
         sqlx::raw_sql(LEGACY_SCHEMA_SQL)
             .execute(&pool)
@@ -118,9 +149,14 @@ pub struct TargetPlugin {
 }
 
 impl TargetPlugin {
+    /// On a fresh PostgreSQL 15 database.
     pub async fn start(v1_only: bool) -> TargetPlugin {
-        let db = memory_testkit::pg15().await;
-        let store = PgStore::connect(db.url(), PgOptions::default())
+        TargetPlugin::start_on(memory_testkit::pg15().await, PgOptions::default(), v1_only).await
+    }
+
+    /// On `db`, a fresh database, with the store's `options`.
+    pub async fn start_on(db: TestDb, options: PgOptions, v1_only: bool) -> TargetPlugin {
+        let store = PgStore::connect(db.url(), options)
             .await
             .expect("plugin store");
         let server = server::spawn(
@@ -169,6 +205,23 @@ impl TargetPlugin {
     }
 }
 
+/// Every memory `c` holds, with its embedding, page after page of `scan`.
+pub async fn scan_with_embeddings(c: &Client) -> Vec<Memory> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .scan_memories_with_embeddings(after, None, 1000)
+            .await
+            .expect("scan");
+        out.extend(page.memories);
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
 /// A client with no retries and no breaker, so failures show at once.
 pub async fn connect_plugin(url: &str) -> Plugin {
     let client = Client::new(
@@ -192,10 +245,20 @@ pub fn plan(args: &[&str]) -> Plan {
 
 /// Runs a plan in process.
 pub async fn run(legacy: &Legacy, target: &TargetPlugin, args: &[&str]) -> RunReport {
-    let schema = legacy.schema().await;
-    runner::run_with(&plan(args), &legacy.pool, &schema, &target.plugin, false)
+    try_run(legacy, &target.plugin, args)
         .await
         .expect("run starts")
+}
+
+/// Runs a plan in process against `plugin`: the report, or why the run
+/// did not start.
+pub async fn try_run(
+    legacy: &Legacy,
+    plugin: &Plugin,
+    args: &[&str],
+) -> Result<RunReport, runner::FatalError> {
+    let schema = legacy.schema().await;
+    runner::run_with(&plan(args), &legacy.pool, &schema, plugin, false).await
 }
 
 pub fn apply_report(r: RunReport) -> memory_backfill::report::ApplyReport {
