@@ -19,6 +19,7 @@ mod bert;
 mod config;
 mod error;
 mod gemm;
+pub mod install;
 mod local;
 mod remote;
 

