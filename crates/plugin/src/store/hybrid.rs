@@ -27,6 +27,43 @@ pub async fn ranked_search<S: Store + ?Sized>(
     query: &SearchQuery,
     mode: RankMode,
 ) -> StoreResult<Vec<Memory>> {
+    match plan(query, mode)? {
+        Ranking::One(q) => store.search(&q).await,
+        Ranking::Fused {
+            text,
+            vector,
+            limit,
+        } => {
+            let (by_text, by_vector) =
+                futures::try_join!(store.search(&text), store.search(&vector))?;
+            Ok(fuse(&[by_text, by_vector], limit))
+        }
+    }
+}
+
+/// The plain searches a named ranking is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ranking {
+    /// One search answers it (`semantic`, `fulltext`).
+    One(SearchQuery),
+    /// `hybrid`: the best [`HYBRID_CANDIDATES`] by text and by vector, to
+    /// be fused by [`fuse`] and cut to `limit`.
+    Fused {
+        text: SearchQuery,
+        vector: SearchQuery,
+        limit: usize,
+    },
+}
+
+/// Checks a named ranking's ingredients and splits it into plain searches:
+/// `semantic` is the store's own vector ranking (any query left out),
+/// `fulltext` its own full-text ranking (any embedding left out), `hybrid`
+/// both sides with [`HYBRID_CANDIDATES`] each.
+///
+/// # Errors
+///
+/// `BadRequest` when the ranking's ingredient is missing.
+pub fn plan(query: &SearchQuery, mode: RankMode) -> StoreResult<Ranking> {
     let text = query
         .query
         .as_deref()
@@ -53,23 +90,21 @@ pub async fn ranked_search<S: Store + ?Sized>(
         query: None,
         ..query.clone()
     };
-    match mode {
-        RankMode::Fulltext => store.search(&text_side()).await,
-        RankMode::Semantic => store.search(&vector_side()).await,
-        RankMode::Hybrid => {
-            let text_query = SearchQuery {
+    Ok(match mode {
+        RankMode::Fulltext => Ranking::One(text_side()),
+        RankMode::Semantic => Ranking::One(vector_side()),
+        RankMode::Hybrid => Ranking::Fused {
+            text: SearchQuery {
                 limit: HYBRID_CANDIDATES,
                 ..text_side()
-            };
-            let vector_query = SearchQuery {
+            },
+            vector: SearchQuery {
                 limit: HYBRID_CANDIDATES,
                 ..vector_side()
-            };
-            let (by_text, by_vector) =
-                futures::try_join!(store.search(&text_query), store.search(&vector_query))?;
-            Ok(fuse(&[by_text, by_vector], query.limit as usize))
-        }
-    }
+            },
+            limit: query.limit as usize,
+        },
+    })
 }
 
 /// Reciprocal rank fusion of `rankings` (each best first), cut to `limit`.

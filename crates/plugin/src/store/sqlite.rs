@@ -37,7 +37,7 @@ mod text_query;
 pub use text_query::STOP_WORDS;
 
 use crate::store::{
-    PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport,
+    hybrid, PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,7 +46,7 @@ use futures::TryStreamExt;
 use memory_contract::checksum::{memory_digest, Accumulator};
 use memory_contract::{
     BatchWrite, ChecksumResponse, ListResponse, Memory, MemoryWrite, Namespace,
-    NamespaceListResponse, NamespacePatch, NamespaceUpsert, WriteAck,
+    NamespaceListResponse, NamespacePatch, NamespaceUpsert, RankMode, WriteAck,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -626,6 +626,77 @@ impl SqliteStore {
         .map_err(|e| db_error("reading namespaces", e))
     }
 
+    /// Runs `queries` in one read transaction, so every statement sees the
+    /// same snapshot; the answers in the same order.
+    async fn search_in_one_snapshot<const N: usize>(
+        &self,
+        queries: [&SearchQuery; N],
+    ) -> StoreResult<[Vec<Memory>; N]> {
+        for query in queries {
+            if let Some(embedding) = &query.embedding {
+                self.check_dimension("embedding", embedding)?;
+            }
+        }
+        let now = codec::encode_time("now", codec::now())?;
+        let mut tx = self
+            .reader
+            .begin()
+            .await
+            .map_err(|e| db_error("starting search", e))?;
+        let mut answers: [Vec<Memory>; N] = std::array::from_fn(|_| Vec::new());
+        let mut live: Option<(&[String], Vec<String>)> = None;
+        for (query, answer) in queries.into_iter().zip(answers.iter_mut()) {
+            let names = match &live {
+                Some((asked, names)) if *asked == query.namespaces.as_slice() => names.clone(),
+                _ => {
+                    let names = Self::live_namespaces(&mut tx, &query.namespaces, &now).await?;
+                    live = Some((&query.namespaces, names.clone()));
+                    names
+                }
+            };
+            if !names.is_empty() {
+                *answer = self.search_live(&mut tx, query, &names, &now).await?;
+            }
+        }
+        tx.rollback()
+            .await
+            .map_err(|e| db_error("ending search", e))?;
+        Ok(answers)
+    }
+
+    /// One search over `live`, the live namespaces among those it names.
+    async fn search_live(
+        &self,
+        conn: &mut SqliteConnection,
+        query: &SearchQuery,
+        live: &[String],
+        now: &str,
+    ) -> StoreResult<Vec<Memory>> {
+        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        let filter = SearchFilter {
+            namespaces: json_list(live),
+            now: now.to_string(),
+            kinds: (!kinds.is_empty()).then(|| json_list(&kinds)),
+        };
+        let limit = i64::from(query.limit.max(1));
+        // The text is trimmed here too, so a store called directly behaves
+        // like one behind the HTTP layer.
+        let text = query
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match (&query.embedding, text) {
+            (Some(embedding), _) => self.search_semantic(conn, &filter, embedding, limit).await,
+            (None, Some(text)) if text.chars().count() >= 2 => {
+                self.search_full_text(conn, &filter, live, text, limit)
+                    .await
+            }
+            (None, Some(text)) => Self::search_unscored(conn, &filter, Some(text), limit).await,
+            (None, None) => Self::search_unscored(conn, &filter, None, limit).await,
+        }
+    }
+
     /// Semantic search: SQLite scores every candidate with `memory_cosine`
     /// and keeps the best `limit` (see [`semantic_search_sql`]), so only
     /// those rows, not every stored vector, leave the database.
@@ -886,52 +957,25 @@ impl Store for SqliteStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
-        if let Some(embedding) = &query.embedding {
-            self.check_dimension("embedding", embedding)?;
-        }
-        let now = codec::encode_time("now", codec::now())?;
-        // One read transaction: every statement of the search sees the same snapshot.
-        let mut tx = self
-            .reader
-            .begin()
-            .await
-            .map_err(|e| db_error("starting search", e))?;
-        let live = Self::live_namespaces(&mut tx, &query.namespaces, &now).await?;
-        if live.is_empty() {
-            return Ok(Vec::new());
-        }
-        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
-        let filter = SearchFilter {
-            namespaces: json_list(&live),
-            now,
-            kinds: (!kinds.is_empty()).then(|| json_list(&kinds)),
-        };
-        let limit = query.limit.max(1);
-        // The text is trimmed here too, so a store called directly behaves
-        // like one behind the HTTP layer.
-        let text = query
-            .query
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let memories = match (&query.embedding, text) {
-            (Some(embedding), _) => {
-                self.search_semantic(&mut tx, &filter, embedding, i64::from(limit))
-                    .await?
-            }
-            (None, Some(text)) if text.chars().count() >= 2 => {
-                self.search_full_text(&mut tx, &filter, &live, text, i64::from(limit))
-                    .await?
-            }
-            (None, Some(text)) => {
-                Self::search_unscored(&mut tx, &filter, Some(text), i64::from(limit)).await?
-            }
-            (None, None) => Self::search_unscored(&mut tx, &filter, None, i64::from(limit)).await?,
-        };
-        tx.rollback()
-            .await
-            .map_err(|e| db_error("ending search", e))?;
+        let [memories] = self.search_in_one_snapshot([query]).await?;
         Ok(memories)
+    }
+
+    /// A hybrid search runs both its sides in one read transaction: one
+    /// snapshot for both rankings, one connection, one look-up of the live
+    /// namespaces.
+    async fn search_ranked(&self, query: &SearchQuery, mode: RankMode) -> StoreResult<Vec<Memory>> {
+        match hybrid::plan(query, mode)? {
+            hybrid::Ranking::One(q) => self.search(&q).await,
+            hybrid::Ranking::Fused {
+                text,
+                vector,
+                limit,
+            } => {
+                let [by_text, by_vector] = self.search_in_one_snapshot([&text, &vector]).await?;
+                Ok(hybrid::fuse(&[by_text, by_vector], limit))
+            }
+        }
     }
 
     async fn list_memories(
