@@ -3,85 +3,41 @@
 //! write that was answered 201 is there (a write is acknowledged only once
 //! the transaction holding it has committed).
 
+mod common;
+
+use common::binary::Running;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_memory-plugin");
 const WRITERS: usize = 32;
 const NAMESPACE: &str = "team:crash";
 
 /// A started binary and the address it listens on.
 struct Plugin {
-    child: Child,
+    running: Running,
     base: String,
 }
 
 impl Plugin {
     fn start(database_url: &str) -> Plugin {
-        let mut child = Command::new(BIN)
-            .current_dir(std::env::temp_dir())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MEMORY_PLUGIN_DATABASE_URL", database_url)
-            .env("MEMORY_PLUGIN_LISTEN_ADDR", "127.0.0.1:0")
-            .env("MEMORY_PLUGIN_LOG_FORMAT", "json")
-            .env("MEMORY_PLUGIN_EMBEDDING_DIM", "3")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
-                if line.contains("listening on") {
-                    let event: Value = serde_json::from_str(&line).expect("JSON log line");
-                    let addr = event["addr"].as_str().expect("addr").to_string();
-                    return Plugin {
-                        child,
-                        base: format!("http://{addr}"),
-                    };
-                }
-                seen.push(line);
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the binary did not start listening:\n{}", seen.join("\n"));
+        let mut running = Running::start(&[
+            ("MEMORY_PLUGIN_DATABASE_URL", database_url),
+            ("MEMORY_PLUGIN_LISTEN_ADDR", "127.0.0.1:0"),
+            ("MEMORY_PLUGIN_LOG_FORMAT", "json"),
+            ("MEMORY_PLUGIN_EMBEDDING_DIM", "3"),
+        ]);
+        let base = format!("http://{}", running.wait_listening());
+        Plugin { running, base }
     }
 
     fn kill_9(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-        assert!(status.success());
-        let status = self.child.wait().expect("wait");
+        self.running.signal("-KILL");
+        let status = self.running.child.wait().expect("wait");
         assert!(!status.success(), "killed, not exited: {status:?}");
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

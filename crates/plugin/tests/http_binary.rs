@@ -1,88 +1,10 @@
 //! The real `memory-plugin` binary: starts on a SQLite file, serves, stops
 //! with exit code 0 on SIGTERM, and never prints a database password.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_memory-plugin");
-
-/// A started binary whose standard error is collected line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(envs: &[(&str, &str)]) -> Running {
-        Self::start_in(&std::env::temp_dir(), envs)
-    }
-
-    fn start_in(dir: &std::path::Path, envs: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the binary starts");
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle` and returns it.
-    fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                self.seen.push(line.clone());
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-        }
-        panic!(
-            "no line with {needle:?}; output so far:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    /// Waits for the process to exit and returns its code and full output.
-    fn wait_exit(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the binary did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // Collect what is left once the pipes close.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(line);
-        }
-        (status.code(), self.seen.join("\n"))
-    }
-}
+use common::binary::{Running, BIN};
+use std::process::Command;
 
 fn temp_db() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("memory-plugin-bin-{}.db", uuid::Uuid::new_v4()))
@@ -98,11 +20,7 @@ async fn the_binary_serves_a_sqlite_file_and_exits_0_on_sigterm() {
         ("MEMORY_PLUGIN_LOG_FORMAT", "json"),
         ("MEMORY_PLUGIN_V1_ONLY", "no"),
     ]);
-    let line = run.wait_for_line("listening on");
-    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-    let addr = event["addr"].as_str().expect("addr field").to_string();
-
-    let base = format!("http://{addr}");
+    let base = format!("http://{}", run.wait_listening());
     let health: serde_json::Value = reqwest::get(format!("{base}/v1/health"))
         .await
         .unwrap()
@@ -127,11 +45,7 @@ async fn the_binary_serves_a_sqlite_file_and_exits_0_on_sigterm() {
     assert_eq!(event["status"], 200, "{logged}");
     assert!(logged.contains("/v1/namespaces/{name}"), "{logged}");
 
-    let pid = run.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let (code, output) = run.wait_exit();
-    assert_eq!(code, Some(0), "exit code after SIGTERM; output:\n{output}");
+    let output = run.terminate();
     assert!(output.contains("SIGTERM"), "{output}");
     assert!(db.exists(), "the SQLite file was created");
     for suffix in ["", "-wal", "-shm"] {
@@ -252,19 +166,10 @@ async fn a_password_in_the_postgres_url_never_shows_in_the_output() {
         ("MEMORY_PLUGIN_LOG", "debug"),
         ("MEMORY_PLUGIN_LOG_FORMAT", "json"),
     ]);
-    let line = run.wait_for_line("listening on");
-    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let base = format!("http://{}", event["addr"].as_str().unwrap());
+    let base = format!("http://{}", run.wait_listening());
     let resp = reqwest::get(format!("{base}/v1/health")).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let pid = run.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let (code, output) = run.wait_exit();
-    assert_eq!(code, Some(0), "{output}");
+    let output = run.terminate();
     assert!(
         output.contains(":***@"),
         "the redacted URL is logged:\n{output}"
@@ -273,19 +178,6 @@ async fn a_password_in_the_postgres_url_never_shows_in_the_output() {
         !output.contains("PgSecretPw77"),
         "password leaked:\n{output}"
     );
-}
-
-/// Stops a running binary with SIGTERM and asserts a clean exit.
-fn terminate(run: Running) -> String {
-    let pid = run.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let (code, output) = run.wait_exit();
-    assert_eq!(code, Some(0), "{output}");
-    output
 }
 
 #[tokio::test]
@@ -299,16 +191,12 @@ async fn without_a_database_url_the_binary_stores_in_memory_plugin_db_in_its_dir
             ("MEMORY_PLUGIN_LOG_FORMAT", "json"),
         ],
     );
-    let line = run.wait_for_line("listening on");
-    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let health = reqwest::get(format!(
-        "http://{}/v1/health",
-        event["addr"].as_str().unwrap()
-    ))
-    .await
-    .unwrap();
+    let addr = run.wait_listening();
+    let health = reqwest::get(format!("http://{addr}/v1/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    terminate(run);
+    run.terminate();
     assert!(dir.join("memory-plugin.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -325,15 +213,8 @@ async fn v1_only_from_the_environment_and_a_public_address_without_token_warns()
     ]);
     let warning = run.wait_for_line("non-loopback");
     assert!(warning.contains("WARN"), "{warning}");
-    let line = run.wait_for_line("listening on");
-    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let port = event["addr"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let addr = run.wait_listening();
+    let port = addr.rsplit(':').next().unwrap().to_string();
     let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/v1/health"))
         .await
         .unwrap()
@@ -344,7 +225,7 @@ async fn v1_only_from_the_environment_and_a_public_address_without_token_warns()
         health["capabilities"],
         serde_json::json!(["fts", "embedding", "ttl", "pin", "propagation"])
     );
-    terminate(run);
+    run.terminate();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

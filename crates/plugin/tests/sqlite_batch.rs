@@ -6,7 +6,10 @@
 //! already expired, pins, propagation, odd text (NUL included), in batches
 //! of every size.
 
+mod common;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::rng::Rng;
 use memory_contract::{
     BatchWrite, Memory, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
 };
@@ -19,27 +22,6 @@ use uuid::Uuid;
 const LIVE: &[&str] = &["workspace:a", "team:b", "org:c", "custom:d"];
 const EXPIRED: &str = "custom:expired";
 const ABSENT: &str = "custom:absent";
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()

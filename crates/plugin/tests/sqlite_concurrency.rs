@@ -242,21 +242,27 @@ async fn create_namespaces(store: &dyn Store) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn thirty_two_tasks_writing_and_searching_meet_no_error() {
-    let dir = TempDir::new("sqlite-concurrency");
-    let store = file_store(&dir).await;
-    create_namespaces(&*store).await;
+/// [`TASKS`] tasks, each running [`STEPS`] in turn (from its own offset)
+/// through `run_step` until [`SOAK_DURATION`] has passed. `run_step` takes
+/// the task's state and gives it back with the step's outcome. Returns the
+/// number of steps run and the errors met.
+async fn soak<F, Fut>(run_step: F) -> (usize, Vec<String>)
+where
+    F: Fn(TaskState, Step) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (TaskState, Result<(), String>)> + Send,
+{
     let deadline = Instant::now() + SOAK_DURATION;
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
-            let store = store.clone();
+            let run_step = run_step.clone();
             tokio::spawn(async move {
                 let mut state = TaskState::new(task);
                 let mut errors = Vec::new();
                 while Instant::now() < deadline {
                     let step = STEPS[(state.step + task) % STEPS.len()];
-                    if let Err(e) = store_step(&*store, &mut state, step).await {
+                    let (next, outcome) = run_step(state, step).await;
+                    state = next;
+                    if let Err(e) = outcome {
                         errors.push(e);
                     }
                     state.step += 1;
@@ -272,6 +278,22 @@ async fn thirty_two_tasks_writing_and_searching_meet_no_error() {
         steps += n;
         errors.extend(e);
     }
+    (steps, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_writing_and_searching_meet_no_error() {
+    let dir = TempDir::new("sqlite-concurrency");
+    let store = file_store(&dir).await;
+    create_namespaces(&*store).await;
+    let (steps, errors) = soak(move |mut state, step| {
+        let store = store.clone();
+        async move {
+            let outcome = store_step(&*store, &mut state, step).await;
+            (state, outcome)
+        }
+    })
+    .await;
     assert!(
         errors.is_empty(),
         "{} of {steps} steps failed; first: {:?}",
@@ -429,32 +451,14 @@ async fn thirty_two_http_clients_writing_and_searching_get_no_5xx() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("http client");
-    let deadline = Instant::now() + SOAK_DURATION;
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|task| {
-            let http = http.clone();
-            let base = base.clone();
-            tokio::spawn(async move {
-                let mut state = TaskState::new(task);
-                let mut errors = Vec::new();
-                while Instant::now() < deadline {
-                    let step = STEPS[(state.step + task) % STEPS.len()];
-                    if let Err(e) = http_step(&http, &base, &mut state, step).await {
-                        errors.push(e);
-                    }
-                    state.step += 1;
-                }
-                (state.step, errors)
-            })
-        })
-        .collect();
-    let mut steps = 0;
-    let mut errors = Vec::new();
-    for task in tasks {
-        let (n, e) = task.await.expect("task");
-        steps += n;
-        errors.extend(e);
-    }
+    let (steps, errors) = soak(move |mut state, step| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let outcome = http_step(&http, &base, &mut state, step).await;
+            (state, outcome)
+        }
+    })
+    .await;
     server.shutdown().await.expect("shutdown");
     assert!(
         errors.is_empty(),

@@ -5,7 +5,10 @@
 //! a row inserted by hand; and a file made by the first schema gets the new
 //! index at its first open, once.
 
+mod common;
+
 use chrono::{Duration, TimeZone, Utc};
+use common::rng::Rng;
 use memory_contract::{
     BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
 };
@@ -51,22 +54,7 @@ const QUERIES: &[&str] = &[
     "nothingmatches",
 ];
 
-/// SplitMix64.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
     fn text(&mut self) -> String {
         let n = 1 + self.below(20);
         (0..n)

@@ -15,7 +15,10 @@
 //! UPDATE_GOLDEN=1 cargo test -p memory-plugin --test sqlite_search_golden
 //! ```
 
+mod common;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::rng::Rng;
 use memory_contract::{
     BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
 };
@@ -24,7 +27,6 @@ use memory_plugin::store::{SearchQuery, Store};
 use memory_testkit::TempDir;
 use serde_json::{json, Value};
 use std::path::Path;
-use uuid::Uuid;
 
 const GOLDEN: &str = "tests/golden/sqlite_search.json";
 
@@ -78,33 +80,7 @@ const WORDS: &[&str] = &[
     "giraffe",
 ];
 
-/// SplitMix64, so the corpus is the same on every run and machine.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn uuid(&mut self) -> Uuid {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next().to_le_bytes());
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
-    }
-
     /// A word, skewed towards the start of [`WORDS`].
     fn word(&mut self) -> &'static str {
         let u = self.unit();

@@ -32,10 +32,14 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod cases;
 pub mod postgres;
+pub mod rng;
 
 /// Expands to one `#[tokio::test]` per case of [`cases`]; see the module docs.
+// Test files that use only the other modules leave it unused.
+#[allow(unused_macros)]
 macro_rules! storage_suite {
     ($make:expr) => {
         $crate::common::storage_suite!(@cases $make;
@@ -91,4 +95,5 @@ macro_rules! storage_suite {
     };
 }
 
+#[allow(unused_imports)]
 pub(crate) use storage_suite;
