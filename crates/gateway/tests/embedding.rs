@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{call, connect, ok_json};
+use common::{call, connect, ok_json, plugin_client};
 use memory_client::{Client, ClientConfig};
 use memory_contract::capability;
 use memory_embed::{cosine, Embedder, LocalConfig, LocalEmbedder, RemoteConfig, RemoteEmbedder};
@@ -115,13 +115,17 @@ impl Setup {
         &self.gateway.state.gateway
     }
 
-    async fn mcp(&self) -> common::Mcp {
-        let token = auth::issue(
+    /// A bearer token for the workspace.
+    fn token(&self) -> String {
+        auth::issue(
             &self.gateway.state.secret,
             Caller::Workspace(self.workspace),
             None,
-        );
-        connect(&format!("{}/mcp", self.gateway.url), &token).await
+        )
+    }
+
+    async fn mcp(&self) -> common::Mcp {
+        connect(&format!("{}/mcp", self.gateway.url), &self.token()).await
     }
 
     /// Calls a tool through the gateway's entry point; must succeed.
@@ -131,12 +135,23 @@ impl Setup {
         answer.text
     }
 
+    /// The contents `recall_memory` finds for `query`, best first.
+    async fn recall(&self, query: &str) -> Vec<String> {
+        recalled(&self.tool("recall_memory", json!({ "query": query })).await)
+    }
+
+    /// A client of the plugin itself, past the gateway.
+    async fn plugin_client(&self) -> Client {
+        let client = plugin_client(self.plugin.url());
+        client.refresh_capabilities().await.unwrap();
+        client
+    }
+
     /// Every memory the plugin holds, with its embedding (read past the
     /// gateway).
     async fn stored(&self) -> Vec<memory_contract::Memory> {
-        let client = Client::new(ClientConfig::new(self.plugin.url())).unwrap();
-        client.refresh_capabilities().await.unwrap();
-        client
+        self.plugin_client()
+            .await
             .scan_memories_with_embeddings(None, None, 1000)
             .await
             .expect("scan")
@@ -193,6 +208,14 @@ impl Logs {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
+    /// The lines of `text` that contain `needle`.
+    fn lines_with(text: &str, needle: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
     fn capture(&self) -> tracing::subscriber::DefaultGuard {
         let logs = self.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -238,11 +261,7 @@ async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
     assert_eq!(found["memories"][0]["content"], DECISION, "{found}");
 
     // A keyword still finds its memory first.
-    let rows = recalled(
-        &setup
-            .tool("recall_memory", json!({"query": "coffee machine"}))
-            .await,
-    );
+    let rows = setup.recall("coffee machine").await;
     assert_eq!(
         rows.first().map(String::as_str),
         Some(OTHERS[0]),
@@ -251,11 +270,7 @@ async fn a_paraphrased_recall_finds_the_decision_only_with_embeddings() {
 
     // The inspector: a "Semantic" mode is offered and finds it too; its
     // full-text search does not.
-    let token = auth::issue(
-        &setup.gateway.state.secret,
-        Caller::Workspace(setup.workspace),
-        None,
-    );
+    let token = setup.token();
     let http = reqwest::Client::new();
     let get = |path: String| {
         http.get(format!("{}{path}", setup.gateway.url))
@@ -326,11 +341,7 @@ async fn a_plugin_with_embedding_but_no_hybrid_ranks_by_the_query_vector() {
     setup
         .tool("commit_memory", json!({"content": DECISION}))
         .await;
-    let rows = recalled(
-        &setup
-            .tool("recall_memory", json!({"query": PARAPHRASE}))
-            .await,
-    );
+    let rows = setup.recall(PARAPHRASE).await;
     assert_eq!(rows.first().map(String::as_str), Some(DECISION), "{rows:?}");
     // Cosine ranks every memory: all four come back, the decision first.
     assert_eq!(rows.len(), 4, "{rows:?}");
@@ -357,11 +368,7 @@ async fn every_commit_carries_the_embedding_of_its_redacted_text() {
         )
         .await;
     // The legacy REST commit.
-    let token = auth::issue(
-        &setup.gateway.state.secret,
-        Caller::Workspace(setup.workspace),
-        None,
-    );
+    let token = setup.token();
     let resp = reqwest::Client::new()
         .post(format!(
             "{}/workspaces/{}/memories",
@@ -414,21 +421,14 @@ async fn a_dimension_mismatch_known_at_start_embeds_nothing_and_says_so_once() {
     setup
         .tool("commit_memory_v2", json!({"content": OTHERS[0]}))
         .await;
-    let rows = recalled(
-        &setup
-            .tool("recall_memory", json!({"query": "Friday"}))
-            .await,
-    );
+    let rows = setup.recall("Friday").await;
     assert_eq!(rows, [DECISION]);
 
     let stored = setup.stored().await;
     assert_eq!(stored.len(), 2);
     assert!(stored.iter().all(|m| m.embedding.is_none()));
     let text = logs.text();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("embedding disabled"))
-        .collect();
+    let lines = Logs::lines_with(&text, "embedding disabled");
     assert_eq!(lines.len(), 1, "{text}");
     assert!(
         lines[0].contains("1536") && lines[0].contains("384"),
@@ -457,15 +457,10 @@ async fn a_v1_plugin_refusing_the_dimension_stops_embedding_without_losing_write
     setup
         .tool("commit_memory", json!({"content": OTHERS[1]}))
         .await;
-    let rows = recalled(
-        &setup
-            .tool("recall_memory", json!({"query": "Friday"}))
-            .await,
-    );
+    let rows = setup.recall("Friday").await;
     assert_eq!(rows, [DECISION]);
 
-    let client = Client::new(ClientConfig::new(setup.plugin.url())).unwrap();
-    client.refresh_capabilities().await.unwrap();
+    let client = setup.plugin_client().await;
     let ns = format!("workspace:{}", setup.workspace);
     let answer = client
         .search(&memory_contract::SearchRequest {
@@ -477,10 +472,7 @@ async fn a_v1_plugin_refusing_the_dimension_stops_embedding_without_losing_write
         .unwrap();
     assert_eq!(answer.memories.len(), 2);
     let text = logs.text();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("embedding disabled"))
-        .collect();
+    let lines = Logs::lines_with(&text, "embedding disabled");
     assert_eq!(lines.len(), 1, "{text}");
     assert!(lines[0].contains("384"), "{}", lines[0]);
 }
@@ -515,19 +507,12 @@ async fn a_failing_embedder_never_loses_a_write_and_recall_falls_back_to_keyword
     assert_eq!(stored[0].content, content);
     assert!(stored[0].embedding.is_none());
 
-    let rows = recalled(
-        &setup
-            .tool("recall_memory", json!({"query": "staging database"}))
-            .await,
-    );
+    let rows = setup.recall("staging database").await;
     assert_eq!(rows, [content]);
 
     let text = logs.text();
     assert!(
-        text.lines()
-            .filter(|l| l.contains("embedding failed"))
-            .count()
-            >= 2,
+        Logs::lines_with(&text, "embedding failed").len() >= 2,
         "{text}"
     );
     assert!(!text.contains("pg-7"), "content in the logs: {text}");
