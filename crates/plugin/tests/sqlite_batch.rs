@@ -92,19 +92,7 @@ async fn open(dir: &TempDir, name: &str) -> SqliteStore {
     let store = SqliteStore::open(&url, SqliteOptions { embedding_dim: 4 })
         .await
         .expect("open");
-    for ns in LIVE.iter().chain([&EXPIRED]) {
-        store
-            .upsert_namespace(
-                ns,
-                &NamespaceUpsert {
-                    kind: NamespaceKind::Custom,
-                    expires_at: None,
-                    metadata: None,
-                },
-            )
-            .await
-            .expect("namespace");
-    }
+    common::namespaces::create(&store, NamespaceKind::Custom, LIVE.iter().chain([&EXPIRED])).await;
     store
 }
 

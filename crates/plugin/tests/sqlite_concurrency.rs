@@ -4,10 +4,10 @@
 //! "database is locked" must never reach a caller. Run once against the
 //! store directly and once over real HTTP (no 5xx, no unexpected status).
 
+mod common;
+
 use chrono::{Duration as TimeDelta, Utc};
-use memory_contract::{
-    BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
-};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
 use memory_plugin::server::{self, ServerConfig};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError};
@@ -227,19 +227,8 @@ async fn store_step(store: &dyn Store, state: &mut TaskState, step: Step) -> Res
 }
 
 async fn create_namespaces(store: &dyn Store) {
-    for i in 0..NAMESPACES {
-        store
-            .upsert_namespace(
-                &namespace_name(i),
-                &NamespaceUpsert {
-                    kind: NamespaceKind::Team,
-                    expires_at: None,
-                    metadata: None,
-                },
-            )
-            .await
-            .expect("create namespace");
-    }
+    let names = (0..NAMESPACES).map(namespace_name);
+    common::namespaces::create(store, NamespaceKind::Team, names).await;
 }
 
 /// [`TASKS`] tasks, each running [`STEPS`] in turn (from its own offset)

@@ -9,9 +9,7 @@ mod common;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::rng::Rng;
-use memory_contract::{
-    BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
-};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store};
 use memory_testkit::TempDir;
@@ -96,19 +94,7 @@ async fn open(path: &Path) -> SqliteStore {
 }
 
 async fn create_namespaces(store: &SqliteStore) {
-    for ns in NAMESPACES {
-        store
-            .upsert_namespace(
-                ns,
-                &NamespaceUpsert {
-                    kind: NamespaceKind::Custom,
-                    expires_at: None,
-                    metadata: None,
-                },
-            )
-            .await
-            .expect("namespace");
-    }
+    common::namespaces::create(store, NamespaceKind::Custom, NAMESPACES).await;
 }
 
 async fn load(store: &SqliteStore, items: &[BatchWrite]) {

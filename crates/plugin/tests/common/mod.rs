@@ -34,6 +34,7 @@
 
 pub mod binary;
 pub mod cases;
+pub mod namespaces;
 pub mod postgres;
 pub mod rng;
 
