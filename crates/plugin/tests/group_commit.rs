@@ -6,10 +6,10 @@
 //! groups that take the same rows in opposite orders (and so can deadlock)
 //! still answer every write.
 
+mod common;
+
 use chrono::{TimeZone, Utc};
-use memory_contract::{
-    BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
-};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
 use memory_plugin::server::{spawn, ServerConfig, SpawnedServer};
 use memory_plugin::store::postgres::{PgOptions, PgStore};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
@@ -75,17 +75,7 @@ async fn sqlite() -> Backend {
 
 impl Backend {
     async fn namespace(&self, name: &str) {
-        self.store
-            .upsert_namespace(
-                name,
-                &NamespaceUpsert {
-                    kind: NamespaceKind::Team,
-                    expires_at: None,
-                    metadata: None,
-                },
-            )
-            .await
-            .expect("namespace");
+        common::namespaces::create(&*self.store, NamespaceKind::Team, [name]).await;
     }
 
     /// The committer's step on a prepared group.

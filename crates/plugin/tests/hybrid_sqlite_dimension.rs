@@ -4,7 +4,9 @@
 //! error when a configured dimension contradicts them; `/v1/health` reports
 //! the dimension in effect. Real SQLite files, real HTTP.
 
-use memory_contract::{MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert};
+mod common;
+
+use memory_contract::{MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
 use memory_plugin::server::{spawn, ServerConfig};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore, DEFAULT_EMBEDDING_DIM};
 use memory_plugin::store::{open, OpenOptions, Store, StoreError};
@@ -23,17 +25,7 @@ async fn health_dimension(store: Arc<dyn Store>) -> serde_json::Value {
 }
 
 async fn write_embedding(store: &SqliteStore, dim: usize) {
-    store
-        .upsert_namespace(
-            "team:dim",
-            &NamespaceUpsert {
-                kind: NamespaceKind::Team,
-                expires_at: None,
-                metadata: None,
-            },
-        )
-        .await
-        .unwrap();
+    common::namespaces::create(store, NamespaceKind::Team, ["team:dim"]).await;
     let mut write = MemoryWrite::new("a vector", MemoryKind::Fact, MemorySource::Agent);
     write.embedding = Some(vec![0.5; dim]);
     store.write_memory("team:dim", &write).await.unwrap();

@@ -3,10 +3,10 @@
 //! that looks like FTS5 syntax) and the full-text index staying in step with
 //! the table. The semantics shared with Postgres are in `storage_sqlite.rs`.
 
+mod common;
+
 use chrono::{Duration, Utc};
-use memory_contract::{
-    BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, NamespaceUpsert,
-};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError};
 use memory_testkit::TempDir;
@@ -41,17 +41,7 @@ async fn inspect(path: &Path) -> SqliteConnection {
 }
 
 async fn namespace(store: &SqliteStore, name: &str) {
-    store
-        .upsert_namespace(
-            name,
-            &NamespaceUpsert {
-                kind: NamespaceKind::Team,
-                expires_at: None,
-                metadata: None,
-            },
-        )
-        .await
-        .expect("put namespace");
+    common::namespaces::create(store, NamespaceKind::Team, [name]).await;
 }
 
 fn fact(content: &str) -> MemoryWrite {
