@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{postgres_plugin, scan_all, sqlite_plugin_of_dim, Plugin};
+use common::{migrate, postgres_plugin, scan_all, sqlite_plugin_of_dim, Plugin};
 use memory_backfill::embedding::EmbedSetup;
 use memory_client::Client;
 use memory_contract::{
@@ -15,7 +15,6 @@ use memory_contract::{
 use memory_migrate::cli::{Mode, Plan};
 use memory_migrate::run;
 use std::collections::BTreeMap;
-use std::process::Command;
 use uuid::Uuid;
 
 const CONTENTS: [&str; 6] = [
@@ -244,22 +243,4 @@ async fn embed_without_a_model_exits_2_before_anything_is_written() {
         .await
         .expect_err("no embedder");
     assert!(err.0.contains("-embed needs an embedder"), "{err}");
-}
-
-fn migrate(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_memory-migrate"));
-    cmd.args(args);
-    for name in [
-        "MEMORY_MIGRATE_FROM",
-        "MEMORY_MIGRATE_TO",
-        "MEMORY_EMBED",
-        "MEMORY_EMBED_MODEL_DIR",
-        "MEMORY_EMBED_URL",
-    ] {
-        cmd.env_remove(name);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run memory-migrate")
 }

@@ -5,8 +5,8 @@ mod common;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use common::{
-    pg18_plugin, plan, postgres_plugin, scan_all, sqlite_plugin, sqlite_plugin_of_dim,
-    sqlite_plugin_with, Plugin,
+    migrate, pg18_plugin, plan, postgres_plugin, scan_all, sqlite_plugin, sqlite_plugin_of_dim,
+    sqlite_plugin_with, Plugin, BIN,
 };
 use memory_client::{Client, ClientConfig};
 use memory_contract::{
@@ -17,7 +17,6 @@ use memory_migrate::cli::{Mode, Plan};
 use memory_migrate::report::Report;
 use memory_migrate::run;
 use std::collections::BTreeMap;
-use std::process::Command;
 use uuid::Uuid;
 
 const NAMESPACES: [(&str, NamespaceKind); 3] = [
@@ -237,17 +236,16 @@ async fn sqlite_to_postgres_apply_twice_verify_and_find_three_injected_differenc
     assert_eq!(found.exit_code(), 1);
 
     // The real binary agrees, with exit codes.
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
-    let out = Command::new(bin)
-        .args([
+    let out = migrate(
+        &[
             "-verify",
             "--json",
             "-from",
             &from.url(),
             &format!("--to={}", to.url()),
-        ])
-        .output()
-        .expect("run binary");
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(json["differences"]["missing"], 1);
@@ -328,24 +326,19 @@ async fn postgres_to_sqlite_in_limited_steps_then_verify_clean() {
 
 #[test]
 fn usage_and_configuration_errors_exit_2_with_one_masked_line() {
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
-    let out = Command::new(bin)
-        .args(["-from=http://a:1", "-to=http://b:2"])
-        .env_remove("MEMORY_MIGRATE_FROM")
-        .env_remove("MEMORY_MIGRATE_TO")
-        .output()
-        .unwrap();
+    let out = migrate(&["-from=http://a:1", "-to=http://b:2"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("memory-migrate: error: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
-    let out = Command::new(bin)
-        .args(["-apply"])
-        .env("MEMORY_MIGRATE_FROM", "http://user:hunter2@127.0.0.1:1/")
-        .env("MEMORY_MIGRATE_TO", "http://127.0.0.1:2/")
-        .output()
-        .unwrap();
+    let out = migrate(
+        &["-apply"],
+        &[
+            ("MEMORY_MIGRATE_FROM", "http://user:hunter2@127.0.0.1:1/"),
+            ("MEMORY_MIGRATE_TO", "http://127.0.0.1:2/"),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("memory-migrate: error: "), "{err}");
@@ -397,11 +390,7 @@ async fn into_a_v1_only_plugin_writes_one_by_one_and_verify_exits_2() {
     }
     assert_eq!(seen, n);
 
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
-    let out = Command::new(bin)
-        .args(["-verify", "-from", &from.url(), "-to", &to.url()])
-        .output()
-        .expect("run binary");
+    let out = migrate(&["-verify", "-from", &from.url(), "-to", &to.url()], &[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not advertise `scan`"), "{err}");
@@ -412,7 +401,6 @@ async fn killed_three_times_mid_apply_then_finished_is_exact() {
     let from = sqlite_plugin().await;
     let to = postgres_plugin().await;
     let n = seed(&from, 8000).await.len();
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
     let count = |c: Client| async move {
         let sums = c.memory_checksums(1, false).await.expect("checksums");
         sums.buckets.iter().map(|b| b.count).sum::<u64>()
@@ -420,7 +408,7 @@ async fn killed_three_times_mid_apply_then_finished_is_exact() {
     // Each run is killed as soon as the target holds more memories than before it started.
     for step in 1..=3u64 {
         let before = count(to.client()).await;
-        let mut child = tokio::process::Command::new(bin)
+        let mut child = tokio::process::Command::new(BIN)
             .args(["-apply", "--json", "-from", &from.url(), "-to", &to.url()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -442,7 +430,7 @@ async fn killed_three_times_mid_apply_then_finished_is_exact() {
     let partial = everything(&to.client()).await.len();
     eprintln!("after three kills: {partial} of {n} memories on the target");
     assert!(partial <= n);
-    let out = tokio::process::Command::new(bin)
+    let out = tokio::process::Command::new(BIN)
         .args(["-apply", "--json", "-from", &from.url(), "-to", &to.url()])
         .output()
         .await
@@ -503,11 +491,7 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
     };
 
     // -from pointing at the v1-only plugin: exit 2, saying to read its tables.
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
-    let out = Command::new(bin)
-        .args(["-dry-run", "-from", &source.url(), "-to", &to.url()])
-        .output()
-        .unwrap();
+    let out = migrate(&["-dry-run", "-from", &source.url(), "-to", &to.url()], &[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("-from-database"));
 
@@ -538,14 +522,14 @@ async fn from_a_v1_only_plugins_tables_apply_verify_and_find_three_differences()
     assert_eq!(found.exit_code(), 1);
 
     // The binary, with the database's password masked in a failure.
-    let out = Command::new(bin)
-        .args([
+    let out = migrate(
+        &[
             "-verify",
             "-from-database=postgres://u:sekrit@127.0.0.1:1/none",
             &format!("-to={}", to.url()),
-        ])
-        .output()
-        .unwrap();
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("memory-migrate: error: "), "{err}");
@@ -612,11 +596,7 @@ async fn ours_to_ours_on_postgres_18_carries_embeddings_and_refuses_another_dime
 
     // A target of another dimension: exit 2 naming both, before any write.
     let narrow = sqlite_plugin_of_dim(4).await;
-    let bin = env!("CARGO_BIN_EXE_memory-migrate");
-    let out = Command::new(bin)
-        .args(["-apply", "-from", &from.url(), "-to", &narrow.url()])
-        .output()
-        .unwrap();
+    let out = migrate(&["-apply", "-from", &from.url(), "-to", &narrow.url()], &[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

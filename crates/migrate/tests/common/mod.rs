@@ -10,7 +10,30 @@ use memory_plugin::server::{ServerConfig, SpawnedServer};
 use memory_plugin::store::OpenOptions;
 use memory_testkit::TestDb;
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use uuid::Uuid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_memory-migrate");
+
+/// Runs the binary with `args` and `env`, and none of its settings from
+/// this process's environment.
+pub fn migrate(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for name in [
+        "MEMORY_MIGRATE_FROM",
+        "MEMORY_MIGRATE_TO",
+        "MEMORY_EMBED",
+        "MEMORY_EMBED_MODEL_DIR",
+        "MEMORY_EMBED_URL",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run memory-migrate")
+}
 
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
