@@ -24,11 +24,16 @@ async fn health_dimension(store: Arc<dyn Store>) -> serde_json::Value {
     health["embedding_dimension"].clone()
 }
 
-async fn write_embedding(store: &SqliteStore, dim: usize) {
-    common::namespaces::create(store, NamespaceKind::Team, ["team:dim"]).await;
+/// Leaves the SQLite file at `url` holding one `dim`-dimension embedding.
+async fn file_with_an_embedding(url: &str, dim: usize) {
+    let store = SqliteStore::open(url, SqliteOptions { embedding_dim: dim })
+        .await
+        .unwrap();
+    common::namespaces::create(&store, NamespaceKind::Team, ["team:dim"]).await;
     let mut write = MemoryWrite::new("a vector", MemoryKind::Fact, MemorySource::Agent);
     write.embedding = Some(vec![0.5; dim]);
     store.write_memory("team:dim", &write).await.unwrap();
+    store.close().await;
 }
 
 #[tokio::test]
@@ -45,13 +50,7 @@ async fn a_new_file_without_a_configured_dimension_takes_384_and_health_says_so(
 async fn a_file_holding_embeddings_keeps_their_dimension() {
     let dir = TempDir::new("dim-stored");
     let url = dir.sqlite_url("kept.db");
-    {
-        let store = SqliteStore::open(&url, SqliteOptions { embedding_dim: 5 })
-            .await
-            .unwrap();
-        write_embedding(&store, 5).await;
-        store.close().await;
-    }
+    file_with_an_embedding(&url, 5).await;
     let store = open(Some(&url), &OpenOptions::default()).await.unwrap();
     assert_eq!(store.features().embedding_dim, 5);
     assert_eq!(health_dimension(store).await, 5);
@@ -65,13 +64,7 @@ async fn a_file_holding_embeddings_keeps_their_dimension() {
 async fn a_configured_dimension_contradicting_stored_embeddings_does_not_open() {
     let dir = TempDir::new("dim-conflict");
     let url = dir.sqlite_url("conflict.db");
-    {
-        let store = SqliteStore::open(&url, SqliteOptions { embedding_dim: 384 })
-            .await
-            .unwrap();
-        write_embedding(&store, 384).await;
-        store.close().await;
-    }
+    file_with_an_embedding(&url, 384).await;
     let options = OpenOptions {
         embedding_dim: 1536,
         ..OpenOptions::default()
@@ -117,13 +110,7 @@ async fn a_file_without_embeddings_takes_a_configured_dimension() {
 async fn the_binary_refuses_to_start_on_a_contradicting_dimension() {
     let dir = TempDir::new("dim-binary");
     let url = dir.sqlite_url("bin.db");
-    {
-        let store = SqliteStore::open(&url, SqliteOptions { embedding_dim: 3 })
-            .await
-            .unwrap();
-        write_embedding(&store, 3).await;
-        store.close().await;
-    }
+    file_with_an_embedding(&url, 3).await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_memory-plugin"))
         .env("MEMORY_PLUGIN_DATABASE_URL", &url)
         .env("MEMORY_PLUGIN_EMBEDDING_DIM", "384")
