@@ -338,7 +338,9 @@ fn push(out: &mut Outcome, label: &str, floor: &str, gateway: &LoadSummary, dire
 /// through the embedding gateway (so they carry vectors), then one client
 /// sends the data set's questions as `recall_memory` to each gateway in
 /// turn. Prints p50, p99 and their ratio (target: p50 with embedding at
-/// most 2x without).
+/// most 2x without), the parts of the difference, and the plugin's
+/// semantic and hybrid search once the file also holds 20,000 (`--quick`:
+/// 2,000) memories with vectors.
 ///
 /// # Errors
 ///
@@ -410,6 +412,16 @@ pub async fn embedding_recall_section(plan: &crate::options::Plan) -> Result<()>
     ] {
         println!("| {label} | {p50:.2} | {p99:.2} |");
     }
+    println!(
+        "\nThe plugin's search at scale: {} more memories with vectors in the same file, \
+         searched over one tenant's three namespaces (limit 20):\n",
+        r.scale_rows
+    );
+    println!("| plugin search | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for (label, (p50, p99)) in [("semantic", r.scale_semantic), ("hybrid", r.scale_hybrid)] {
+        println!("| {label} | {p50:.2} | {p99:.2} |");
+    }
     for (side, s) in [
         ("with", &r.with),
         ("without", &r.without),
@@ -440,6 +452,99 @@ struct EmbeddingRecall {
     query_embed: (f64, f64),
     plugin_hybrid: (f64, f64),
     plugin_fulltext: (f64, f64),
+    /// Vectors stored for the search at scale, and its (p50, p99) in ms.
+    scale_rows: u64,
+    scale_semantic: (f64, f64),
+    scale_hybrid: (f64, f64),
+}
+
+/// Memories with a vector loaded for the plugin's search at scale.
+const SCALE_ROWS: u64 = 20_000;
+
+/// The plugin's semantic and hybrid search over three namespaces of a
+/// tenant holding `rows` memories with vectors (random unit vectors beside
+/// the recall's memories, loaded through the batch route): `(p50, p99)` in
+/// ms of `n` searches each, the data set's questions and their vectors.
+async fn search_at_scale(
+    probe: &memory_client::Client,
+    rows: u64,
+    questions: &[String],
+    vectors: &[Vec<f32>],
+    n: usize,
+) -> Result<((f64, f64), (f64, f64))> {
+    use rand::{Rng, SeedableRng};
+    progress(&format!(
+        "gateway recall with/without embedding: the plugin's search at {rows} stored vectors"
+    ));
+    let tree = crate::generated::Tree::new(3, 0x5ca1e);
+    for (name, kind) in tree.namespaces() {
+        probe
+            .upsert_namespace(
+                &name,
+                &memory_contract::NamespaceUpsert {
+                    kind,
+                    expires_at: None,
+                    metadata: None,
+                },
+            )
+            .await
+            .with_context(|| format!("cannot create {name}"))?;
+    }
+    let mut generator = crate::generated::Generator::new(rows, 0x5ca1e);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5ca1e);
+    let dimension = memory_embed::MINILM_DIMENSION;
+    let mut sent = 0u64;
+    while sent < rows {
+        let count = (rows - sent).min(1000) as usize;
+        let mut writes = generator.batch(&tree, count);
+        for w in &mut writes {
+            let v: Vec<f32> = (0..dimension)
+                .map(|_| rng.gen_range(-1.0f32..1.0))
+                .collect();
+            let norm = v
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::EPSILON);
+            w.write.embedding = Some(v.iter().map(|x| x / norm).collect());
+        }
+        let answer = probe
+            .write_batch(&memory_contract::BatchRequest { writes })
+            .await
+            .context("loading vectors for the search at scale")?;
+        anyhow::ensure!(
+            answer
+                .results
+                .iter()
+                .all(|r| matches!(r, memory_contract::BatchItemResult::Ok(_))),
+            "a batch write of the search at scale was refused"
+        );
+        sent += count as u64;
+    }
+    let namespaces = tree.readable(tree.len() - 1);
+    let mut semantic_ms = Vec::with_capacity(n);
+    let mut hybrid_ms = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = i % questions.len();
+        for (mode, out) in [
+            (memory_contract::RankMode::Semantic, &mut semantic_ms),
+            (memory_contract::RankMode::Hybrid, &mut hybrid_ms),
+        ] {
+            let request = SearchRequest {
+                namespaces: namespaces.clone(),
+                query: Some(questions[k].clone()),
+                kinds: None,
+                limit: Some(20),
+                embedding: Some(vectors[k].clone()),
+                mode: Some(mode),
+            };
+            let started = std::time::Instant::now();
+            probe.search(&request).await?;
+            out.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok((quantiles(&mut semantic_ms), quantiles(&mut hybrid_ms)))
 }
 
 /// (p50, p99) of `ms`.
@@ -627,8 +732,14 @@ async fn embedding_recall(
             out.push(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
+    let scale_rows = if plan.quick { 2_000 } else { SCALE_ROWS };
+    let (scale_semantic, scale_hybrid) =
+        search_at_scale(&probe, scale_rows, &questions, &vectors, n).await?;
     plugin.stop().await;
     Ok(EmbeddingRecall {
+        scale_rows,
+        scale_semantic,
+        scale_hybrid,
         query_embed: quantiles(&mut embed_ms),
         plugin_hybrid: quantiles(&mut hybrid_ms),
         plugin_fulltext: quantiles(&mut fulltext_ms),
