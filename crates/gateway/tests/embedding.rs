@@ -21,13 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use uuid::Uuid;
 
-const DECISION: &str = "we agreed to ship v2 on Friday";
-const PARAPHRASE: &str = "what did we decide about the release?";
-const OTHERS: [&str; 3] = [
-    "the office coffee machine is broken again",
-    "Alice prefers tabs over spaces in Python files",
-    "our cat photos folder is getting large",
-];
+use common::{DECISION, OTHERS, PARAPHRASE};
 
 /// The local model, loaded once for every test of this binary.
 fn model() -> Arc<dyn Embedder> {

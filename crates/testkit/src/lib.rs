@@ -43,7 +43,7 @@ mod temp;
 pub mod venv;
 
 pub use database::TestDb;
-pub use model::{minilm_model_dir, try_minilm_model_dir, MINILM_MODEL_WHEEL};
+pub use model::{minilm_model_dir, minilm_model_zip, try_minilm_model_dir, MINILM_MODEL_WHEEL};
 pub use sloppy::{EmptyList, SloppyPlugin};
 pub use stoppable::StoppableCluster;
 pub use temp::TempDir;

