@@ -6,7 +6,8 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite, NamespaceKind, RankMode};
+use memory_plugin::store::hybrid::fuse;
 use memory_plugin::store::sqlite::{SqliteOptions, SqliteStore};
 use memory_plugin::store::{SearchQuery, Store, StoreError};
 use memory_testkit::TempDir;
@@ -618,6 +619,67 @@ async fn semantic_search_ranks_as_a_sort_of_every_stored_vector() {
                 .collect();
             let want: Vec<(String, f64)> = want.iter().take(limit as usize).cloned().collect();
             assert_eq!(got, want, "probe {probe:?}, limit {limit}");
+        }
+    }
+}
+
+/// A hybrid search ranks candidates by id only and reads just the memories
+/// it answers: it must answer exactly what fusing the store's own full-text
+/// and semantic answers (100 each) gives.
+#[tokio::test]
+async fn hybrid_search_equals_the_fusion_of_both_rankings() {
+    let dir = TempDir::new("sqlite-store");
+    let store = open_file(&dir.path("hybrid.db")).await;
+    namespace(&store, "team:mix").await;
+    let words = ["release", "friday", "budget", "deploy", "coffee", "review"];
+    let vectors: [[f32; 4]; 4] = [
+        [1.0, 0.0, 0.5, -2.0],
+        [0.5, 0.5, 0.5, 0.5],
+        [-1.0, 0.25, 0.0, 3.0],
+        [2.0, 0.0, 1.0, -4.0],
+    ];
+    for i in 0..150usize {
+        let content = format!(
+            "{} {} note {i}",
+            words[i % words.len()],
+            words[(i * 5 + 1) % words.len()]
+        );
+        let mut w = fact(&content);
+        if i % 3 != 0 {
+            w.embedding = Some(vectors[(i * 7) % vectors.len()].to_vec());
+        }
+        w.pin = Some(i % 5 == 0);
+        store.write_memory("team:mix", &w).await.expect("write");
+    }
+    for (text, probe) in [
+        ("release friday", [1.0f32, 0.0, 0.5, -2.0]),
+        ("coffee", [0.3, -0.7, 0.2, 0.9]),
+    ] {
+        for limit in [100u32, 10] {
+            let query = SearchQuery {
+                namespaces: vec!["team:mix".into()],
+                query: Some(text.into()),
+                kinds: Vec::new(),
+                limit,
+                embedding: Some(probe.to_vec()),
+            };
+            let side = |mode| {
+                let store = &store;
+                let query = SearchQuery {
+                    limit: memory_contract::HYBRID_CANDIDATES,
+                    ..query.clone()
+                };
+                async move { store.search_ranked(&query, mode).await.expect("side") }
+            };
+            let by_text = side(RankMode::Fulltext).await;
+            let by_vector = side(RankMode::Semantic).await;
+            assert!(!by_text.is_empty() && !by_vector.is_empty());
+            let want = fuse(&[by_text, by_vector], limit as usize);
+            let got = store
+                .search_ranked(&query, RankMode::Hybrid)
+                .await
+                .expect("hybrid");
+            assert_eq!(got, want, "{text:?}, limit {limit}");
         }
     }
 }

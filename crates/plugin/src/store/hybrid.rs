@@ -10,8 +10,8 @@
 //! serving the vector side on Postgres as in a semantic search.
 
 use super::{SearchQuery, Store, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
 use memory_contract::{Memory, RankMode, HYBRID_CANDIDATES, HYBRID_RRF_K};
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -115,32 +115,43 @@ pub fn plan(query: &SearchQuery, mode: RankMode) -> StoreResult<Ranking> {
 /// score descending, then newer `created_at`, then smaller id, so equal
 /// scores sort the same way every time.
 pub fn fuse(rankings: &[Vec<Memory>], limit: usize) -> Vec<Memory> {
-    let k = f64::from(HYBRID_RRF_K);
-    let mut fused: HashMap<Uuid, Memory> = HashMap::new();
-    for ranking in rankings {
-        for (index, memory) in ranking.iter().enumerate() {
-            let earned = 1.0 / (k + (index + 1) as f64);
-            fused
-                .entry(memory.id)
-                .and_modify(|m| m.score = Some(m.score.unwrap_or(0.0) + earned))
-                .or_insert_with(|| Memory {
-                    score: Some(earned),
-                    ..memory.clone()
-                });
-        }
-    }
-    let mut out: Vec<Memory> = fused.into_values().collect();
-    out.sort_by(by_fused_score);
-    out.truncate(limit);
-    out
+    fuse_by(rankings, limit, |m| (m.id, m.created_at))
+        .into_iter()
+        .map(|(memory, score)| Memory {
+            score: Some(score),
+            ..memory
+        })
+        .collect()
 }
 
-fn by_fused_score(a: &Memory, b: &Memory) -> Ordering {
-    let score = |m: &Memory| m.score.unwrap_or(0.0);
-    score(b)
-        .total_cmp(&score(a))
-        .then(b.created_at.cmp(&a.created_at))
-        .then(a.id.cmp(&b.id))
+/// [`fuse`] for rankings of anything `key` gives the id and creation time
+/// of: each item kept once (its first appearance) with its fused score.
+pub fn fuse_by<T: Clone>(
+    rankings: &[Vec<T>],
+    limit: usize,
+    key: impl Fn(&T) -> (Uuid, DateTime<Utc>),
+) -> Vec<(T, f64)> {
+    let k = f64::from(HYBRID_RRF_K);
+    let mut fused: HashMap<Uuid, (T, f64)> = HashMap::new();
+    for ranking in rankings {
+        for (index, item) in ranking.iter().enumerate() {
+            let earned = 1.0 / (k + (index + 1) as f64);
+            fused
+                .entry(key(item).0)
+                .and_modify(|(_, score)| *score += earned)
+                .or_insert_with(|| (item.clone(), earned));
+        }
+    }
+    let mut out: Vec<(T, f64)> = fused.into_values().collect();
+    out.sort_by(|(a, sa), (b, sb)| {
+        let (a_id, a_created) = key(a);
+        let (b_id, b_created) = key(b);
+        sb.total_cmp(sa)
+            .then(b_created.cmp(&a_created))
+            .then(a_id.cmp(&b_id))
+    });
+    out.truncate(limit);
+    out
 }
 
 #[cfg(test)]

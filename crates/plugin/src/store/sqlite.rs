@@ -51,7 +51,7 @@ use memory_contract::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -214,8 +214,14 @@ pub async fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), sqlx:
 /// undefined have a NULL score and come last. Run it on a connection
 /// prepared by [`prepare_connection`].
 pub fn semantic_search_sql() -> String {
+    semantic_search_sql_selecting(MEMORY_COLUMNS)
+}
+
+/// [`semantic_search_sql`] selecting `columns` (of `memory_records r`) and
+/// the score.
+fn semantic_search_sql_selecting(columns: &str) -> String {
     format!(
-        "SELECT {MEMORY_COLUMNS}, {cosine}(r.embedding, ?4, ?5) AS score
+        "SELECT {columns}, {cosine}(r.embedding, ?4, ?5) AS score
          FROM memory_records r
          WHERE {filter} AND r.embedding IS NOT NULL
          ORDER BY score DESC, r.pin DESC, r.created_at DESC, r.seq DESC
@@ -231,10 +237,16 @@ pub fn semantic_search_sql() -> String {
 /// document frequencies (both from [`full_text_arguments`]), `?5` the
 /// limit. Run it on a connection prepared by [`prepare_connection`].
 pub fn full_text_sql() -> String {
+    full_text_sql_selecting(MEMORY_COLUMNS)
+}
+
+/// [`full_text_sql`] selecting `columns` (of `memory_records r`) and the
+/// score.
+fn full_text_sql_selecting(columns: &str) -> String {
     // CROSS JOIN keeps the index as the outer loop: probing it once per row
     // of the namespaces would cost far more than one MATCH.
     format!(
-        "SELECT {MEMORY_COLUMNS}, {score}(memory_records_fts, ?6) AS score
+        "SELECT {columns}, {score}(memory_records_fts, ?6) AS score
          FROM memory_records_fts
          CROSS JOIN memory_records r ON r.seq = memory_records_fts.rowid
          WHERE memory_records_fts MATCH ?4 AND {filter}
@@ -626,16 +638,15 @@ impl SqliteStore {
         .map_err(|e| db_error("reading namespaces", e))
     }
 
-    /// Runs `queries` in one read transaction, so every statement sees the
-    /// same snapshot; the answers in the same order.
-    async fn search_in_one_snapshot<const N: usize>(
+    /// Opens a search's read transaction (every statement of the search
+    /// sees its snapshot) and finds which of the namespaces it names are
+    /// live; `None` when none is.
+    async fn begin_search(
         &self,
-        queries: [&SearchQuery; N],
-    ) -> StoreResult<[Vec<Memory>; N]> {
-        for query in queries {
-            if let Some(embedding) = &query.embedding {
-                self.check_dimension("embedding", embedding)?;
-            }
+        query: &SearchQuery,
+    ) -> StoreResult<Option<(Transaction<'static, Sqlite>, Vec<String>, SearchFilter)>> {
+        if let Some(embedding) = &query.embedding {
+            self.check_dimension("embedding", embedding)?;
         }
         let now = codec::encode_time("now", codec::now())?;
         let mut tx = self
@@ -643,58 +654,83 @@ impl SqliteStore {
             .begin()
             .await
             .map_err(|e| db_error("starting search", e))?;
-        let mut answers: [Vec<Memory>; N] = std::array::from_fn(|_| Vec::new());
-        let mut live: Option<(&[String], Vec<String>)> = None;
-        for (query, answer) in queries.into_iter().zip(answers.iter_mut()) {
-            let names = match &live {
-                Some((asked, names)) if *asked == query.namespaces.as_slice() => names.clone(),
-                _ => {
-                    let names = Self::live_namespaces(&mut tx, &query.namespaces, &now).await?;
-                    live = Some((&query.namespaces, names.clone()));
-                    names
-                }
-            };
-            if !names.is_empty() {
-                *answer = self.search_live(&mut tx, query, &names, &now).await?;
-            }
+        let live = Self::live_namespaces(&mut tx, &query.namespaces, &now).await?;
+        if live.is_empty() {
+            return Ok(None);
         }
+        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        let filter = SearchFilter {
+            namespaces: json_list(&live),
+            now,
+            kinds: (!kinds.is_empty()).then(|| json_list(&kinds)),
+        };
+        Ok(Some((tx, live, filter)))
+    }
+
+    /// A hybrid search in one read transaction: each side ranks only ids
+    /// (no content leaves SQLite for a candidate that will not be shown),
+    /// the two rankings are fused, and only the memories kept are read.
+    async fn search_hybrid(
+        &self,
+        text: &SearchQuery,
+        vector: &SearchQuery,
+        limit: usize,
+    ) -> StoreResult<Vec<Memory>> {
+        let Some((mut tx, live, filter)) = self.begin_search(vector).await? else {
+            return Ok(Vec::new());
+        };
+        let words = text.query.as_deref().map(str::trim).unwrap_or_default();
+        let embedding = vector.embedding.as_deref().unwrap_or_default();
+        let candidate = |row: &SqliteRow, _: f64| codec::candidate_from_row(row);
+        let by_text = self
+            .full_text_rows(
+                &mut tx,
+                &filter,
+                &live,
+                words,
+                i64::from(text.limit),
+                CANDIDATE_COLUMNS,
+                candidate,
+            )
+            .await?;
+        let by_vector = self
+            .semantic_rows(
+                &mut tx,
+                &filter,
+                embedding,
+                i64::from(vector.limit),
+                CANDIDATE_COLUMNS,
+                candidate,
+            )
+            .await?;
+        let fused = hybrid::fuse_by(&[by_text, by_vector], limit, |c| (c.id, c.created_at));
+        let seqs: Vec<i64> = fused.iter().map(|(c, _)| c.seq).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT r.seq, {MEMORY_COLUMNS} FROM memory_records r
+             WHERE r.seq IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(serde_json::Value::from(seqs).to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db_error("reading memories", e))?;
         tx.rollback()
             .await
             .map_err(|e| db_error("ending search", e))?;
-        Ok(answers)
-    }
-
-    /// One search over `live`, the live namespaces among those it names.
-    async fn search_live(
-        &self,
-        conn: &mut SqliteConnection,
-        query: &SearchQuery,
-        live: &[String],
-        now: &str,
-    ) -> StoreResult<Vec<Memory>> {
-        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
-        let filter = SearchFilter {
-            namespaces: json_list(live),
-            now: now.to_string(),
-            kinds: (!kinds.is_empty()).then(|| json_list(&kinds)),
-        };
-        let limit = i64::from(query.limit.max(1));
-        // The text is trimmed here too, so a store called directly behaves
-        // like one behind the HTTP layer.
-        let text = query
-            .query
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        match (&query.embedding, text) {
-            (Some(embedding), _) => self.search_semantic(conn, &filter, embedding, limit).await,
-            (None, Some(text)) if text.chars().count() >= 2 => {
-                self.search_full_text(conn, &filter, live, text, limit)
-                    .await
-            }
-            (None, Some(text)) => Self::search_unscored(conn, &filter, Some(text), limit).await,
-            (None, None) => Self::search_unscored(conn, &filter, None, limit).await,
+        let mut by_seq = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq").map_err(|e| db_error("reading row", e))?;
+            by_seq.insert(seq, codec::memory_from_row(row)?);
         }
+        fused
+            .into_iter()
+            .map(|(c, score)| {
+                let mut memory = by_seq.remove(&c.seq).ok_or_else(|| {
+                    StoreError::Internal(format!("memory {} vanished during the search", c.id))
+                })?;
+                memory.score = Some(score);
+                Ok(memory)
+            })
+            .collect()
     }
 
     /// Semantic search: SQLite scores every candidate with `memory_cosine`
@@ -707,6 +743,28 @@ impl SqliteStore {
         embedding: &[f32],
         limit: i64,
     ) -> StoreResult<Vec<Memory>> {
+        self.semantic_rows(
+            conn,
+            filter,
+            embedding,
+            limit,
+            MEMORY_COLUMNS,
+            scored_memory,
+        )
+        .await
+    }
+
+    /// The best `limit` rows by cosine similarity, `columns` of each made
+    /// into a `T` by `make` (given the row and its score).
+    async fn semantic_rows<T>(
+        &self,
+        conn: &mut SqliteConnection,
+        filter: &SearchFilter,
+        embedding: &[f32],
+        limit: i64,
+        columns: &str,
+        make: impl Fn(&SqliteRow, f64) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
         let query_norm = codec::norm(embedding);
         if query_norm == 0.0 {
             return Err(StoreError::BadRequest(
@@ -715,7 +773,7 @@ impl SqliteStore {
                     .into(),
             ));
         }
-        let rows = sqlx::query(&semantic_search_sql())
+        let rows = sqlx::query(&semantic_search_sql_selecting(columns))
             .bind(&filter.namespaces)
             .bind(&filter.now)
             .bind(&filter.kinds)
@@ -725,7 +783,7 @@ impl SqliteStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| db_error("searching by embedding", e))?;
-        let mut memories = Vec::with_capacity(rows.len());
+        let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
             // NULL sorts last: a stored vector cosine similarity cannot be
             // computed with (another dimension, all zeros) is never a match.
@@ -735,11 +793,9 @@ impl SqliteStore {
             else {
                 break;
             };
-            let mut memory = codec::memory_from_row(row)?;
-            memory.score = Some(score);
-            memories.push(memory);
+            found.push(make(row, score)?);
         }
-        Ok(memories)
+        Ok(found)
     }
 
     /// Full-text search: the MATCH names the namespaces too, so FTS5 visits
@@ -754,13 +810,38 @@ impl SqliteStore {
         text: &str,
         limit: i64,
     ) -> StoreResult<Vec<Memory>> {
+        self.full_text_rows(
+            conn,
+            filter,
+            namespaces,
+            text,
+            limit,
+            MEMORY_COLUMNS,
+            scored_memory,
+        )
+        .await
+    }
+
+    /// The best `limit` rows by full-text rank, `columns` of each made into
+    /// a `T` by `make` (given the row and its score).
+    #[allow(clippy::too_many_arguments)]
+    async fn full_text_rows<T>(
+        &self,
+        conn: &mut SqliteConnection,
+        filter: &SearchFilter,
+        namespaces: &[String],
+        text: &str,
+        limit: i64,
+        columns: &str,
+        make: impl Fn(&SqliteRow, f64) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
         let Some(phrases) = text_query::fts_phrases(text) else {
             return Ok(Vec::new());
         };
         let doc_freqs = self.doc_freqs.doc_freqs(conn, &phrases).await?;
         let doc_freqs: Vec<u8> = doc_freqs.iter().flat_map(|n| n.to_le_bytes()).collect();
         let expression = text_query::match_in_namespaces(&phrases, namespaces);
-        let rows = sqlx::query(&full_text_sql())
+        let rows = sqlx::query(&full_text_sql_selecting(columns))
             .bind(&filter.namespaces)
             .bind(&filter.now)
             .bind(&filter.kinds)
@@ -772,12 +853,10 @@ impl SqliteStore {
             .map_err(|e| db_error("full-text search", e))?;
         rows.iter()
             .map(|row| {
-                let mut memory = codec::memory_from_row(row)?;
-                memory.score = Some(
-                    row.try_get("score")
-                        .map_err(|e| db_error("reading score", e))?,
-                );
-                Ok(memory)
+                let score = row
+                    .try_get("score")
+                    .map_err(|e| db_error("reading score", e))?;
+                make(row, score)
             })
             .collect()
     }
@@ -800,6 +879,16 @@ impl SqliteStore {
             .map_err(|e| db_error("searching memories", e))?;
         rows.iter().map(codec::memory_from_row).collect()
     }
+}
+
+/// What a hybrid search's sides select: enough to fuse, not to answer.
+const CANDIDATE_COLUMNS: &str = "r.seq, r.id, r.created_at";
+
+/// A memory from its row, with its score.
+fn scored_memory(row: &SqliteRow, score: f64) -> StoreResult<Memory> {
+    let mut memory = codec::memory_from_row(row)?;
+    memory.score = Some(score);
+    Ok(memory)
 }
 
 /// The conditions every search mode shares, bound as parameters 1 to 3.
@@ -957,13 +1046,39 @@ impl Store for SqliteStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {
-        let [memories] = self.search_in_one_snapshot([query]).await?;
+        let Some((mut tx, live, filter)) = self.begin_search(query).await? else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::from(query.limit.max(1));
+        // The text is trimmed here too, so a store called directly behaves
+        // like one behind the HTTP layer.
+        let text = query
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let memories = match (&query.embedding, text) {
+            (Some(embedding), _) => {
+                self.search_semantic(&mut tx, &filter, embedding, limit)
+                    .await?
+            }
+            (None, Some(text)) if text.chars().count() >= 2 => {
+                self.search_full_text(&mut tx, &filter, &live, text, limit)
+                    .await?
+            }
+            (None, Some(text)) => {
+                Self::search_unscored(&mut tx, &filter, Some(text), limit).await?
+            }
+            (None, None) => Self::search_unscored(&mut tx, &filter, None, limit).await?,
+        };
+        tx.rollback()
+            .await
+            .map_err(|e| db_error("ending search", e))?;
         Ok(memories)
     }
 
-    /// A hybrid search runs both its sides in one read transaction: one
-    /// snapshot for both rankings, one connection, one look-up of the live
-    /// namespaces.
+    /// A hybrid search runs both its sides in one read transaction and
+    /// reads in full only the memories it answers (see `search_hybrid`).
     async fn search_ranked(&self, query: &SearchQuery, mode: RankMode) -> StoreResult<Vec<Memory>> {
         match hybrid::plan(query, mode)? {
             hybrid::Ranking::One(q) => self.search(&q).await,
@@ -971,10 +1086,7 @@ impl Store for SqliteStore {
                 text,
                 vector,
                 limit,
-            } => {
-                let [by_text, by_vector] = self.search_in_one_snapshot([&text, &vector]).await?;
-                Ok(hybrid::fuse(&[by_text, by_vector], limit))
-            }
+            } => self.search_hybrid(&text, &vector, limit).await,
         }
     }
 

@@ -141,6 +141,26 @@ where
         .map_err(|e| StoreError::Internal(format!("reading column {column}: {e}")))
 }
 
+/// A search candidate: where its row is, and what fusion orders by.
+#[derive(Clone)]
+pub(super) struct Candidate {
+    pub seq: i64,
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A [`Candidate`] from a row selecting `r.seq, r.id, r.created_at`.
+pub(super) fn candidate_from_row(row: &SqliteRow) -> StoreResult<Candidate> {
+    let id: String = get(row, "id")?;
+    let created_at: String = get(row, "created_at")?;
+    Ok(Candidate {
+        seq: get(row, "seq")?,
+        id: Uuid::parse_str(&id)
+            .map_err(|e| StoreError::Internal(format!("stored id {id:?} is not a UUID: {e}")))?,
+        created_at: decode_time("created_at", &created_at)?,
+    })
+}
+
 /// A `memory_records` row selected with [`MEMORY_COLUMNS`], without score.
 pub(super) fn memory_from_row(row: &SqliteRow) -> StoreResult<Memory> {
     let id: String = get(row, "id")?;
