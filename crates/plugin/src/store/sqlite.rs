@@ -14,7 +14,8 @@
 //! - semantic search compares embeddings exactly (cosine similarity in
 //!   `f64`) over the live rows of the searched namespaces, inside SQLite
 //!   with the `memory_cosine` function (`cosine`), so only the best rows
-//!   leave the database;
+//!   leave the database; a hybrid search ranks both sides by id in one read
+//!   transaction and reads in full only the memories it answers;
 //! - every write goes through one writer connection, so writers queue in
 //!   this process instead of meeting SQLite's "database is locked"; readers
 //!   use their own pool and, in WAL mode, never wait for the writer;
@@ -191,8 +192,9 @@ fn parse_url(url: &str) -> StoreResult<ParsedUrl> {
 
 /// Prepares a connection to the store's file as the store prepares each of
 /// its own: registers the full-text ranking function (see `rank`) and the
-/// cosine similarity (see `cosine`), which SQLite keeps per connection. Public so that benchmarks can run the
-/// store's statements ([`full_text_sql`]) on connections of their own.
+/// cosine similarity (see `cosine`), which SQLite keeps per connection.
+/// Public so that benchmarks can run the store's statements
+/// ([`full_text_sql`], [`semantic_search_sql`]) on connections of their own.
 ///
 /// # Errors
 ///
