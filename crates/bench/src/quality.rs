@@ -512,7 +512,7 @@ pub fn render_markdown(report: &QualityReport) -> String {
 pub async fn run_sections(plan: &crate::options::Plan) -> Result<()> {
     if plan.quality {
         if plan.build && plan.bin_dir.is_none() {
-            build_plugin()?;
+            crate::run::build_release(&["memory-plugin"])?;
         }
         let dir = match &plan.bin_dir {
             Some(d) => d.clone(),
@@ -535,28 +535,6 @@ pub async fn run_sections(plan: &crate::options::Plan) -> Result<()> {
         crate::embedding::run_section(plan.embed_threads, singles, batches).await?;
         crate::gateway::embedding_recall_section(plan).await?;
     }
-    Ok(())
-}
-
-/// `cargo build --release -p memory-plugin` when this executable was built
-/// from this workspace.
-fn build_plugin() -> Result<()> {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if !workspace.join("Cargo.toml").exists() {
-        return Ok(());
-    }
-    crate::progress("building memory-plugin (release)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "memory-plugin"])
-        .current_dir(&workspace)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("cannot run cargo to build memory-plugin")?;
-    ensure!(
-        status.success(),
-        "cargo build --release -p memory-plugin failed ({status})"
-    );
     Ok(())
 }
 

@@ -369,14 +369,19 @@ fn default_model_dirs_with(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf>
     dirs
 }
 
+/// The [`MODEL_FILES`] that `dir` lacks.
+pub(crate) fn missing_model_files(dir: &Path) -> Vec<&'static str> {
+    MODEL_FILES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect()
+}
+
 fn find_model_dir(candidates: &[PathBuf]) -> Result<PathBuf, EmbedError> {
     let mut tried = Vec::new();
     for dir in candidates {
-        let missing: Vec<&str> = MODEL_FILES
-            .iter()
-            .copied()
-            .filter(|f| !dir.join(f).is_file())
-            .collect();
+        let missing = missing_model_files(dir);
         if missing.is_empty() {
             return Ok(dir.clone());
         }

@@ -182,8 +182,10 @@ pub fn usage_note(dir: &Path) -> String {
             "this is not a directory the gateway searches by default: start it with {explicit}"
         );
     };
-    let complete = |d: &Path| MODEL_FILES.iter().all(|f| d.join(f).is_file());
-    if let Some(earlier) = searched[..at].iter().find(|d| complete(d)) {
+    if let Some(earlier) = searched[..at]
+        .iter()
+        .find(|d| crate::config::missing_model_files(d).is_empty())
+    {
         return format!(
             "the gateway searches {} first and finds a model there; remove it, or set {explicit}",
             earlier.display()
@@ -407,11 +409,7 @@ fn extract(archive: &Path, into: &Path, work: &Path) -> Result<(), InstallError>
 /// The three files are in `dir`, the model loads from it and embeds a
 /// sentence into a unit vector of 384 finite numbers.
 fn verify(dir: &Path) -> Result<(), InstallError> {
-    let missing: Vec<&str> = MODEL_FILES
-        .iter()
-        .copied()
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
+    let missing = crate::config::missing_model_files(dir);
     if !missing.is_empty() {
         return Err(InstallError::new(format!(
             "the archive holds no {}",
