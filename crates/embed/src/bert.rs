@@ -10,8 +10,8 @@
 //! - the four weight products of each layer run in bf16 with f32 sums
 //!   where the CPU has AVX-512 BF16 (`gemm.rs`), else in f32 (candle);
 //! - everything between them is a fused kernel on the embedder's thread
-//!   pool: the whole self-attention (bias, scores, a softmax that skips
-//!   padding so there is no mask tensor, weighted values) per item and
+//!   pool: the whole self-attention (bias, scores, a softmax over the
+//!   item's own tokens so there is no mask tensor, weighted values) per item and
 //!   head, bias + GELU (the exact, erf form BERT uses), and bias +
 //!   residual + layer norm, with a branch-free `exp` the compiler
 //!   vectorises, accurate to a few units in the last place of f32.

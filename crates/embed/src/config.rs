@@ -53,8 +53,8 @@ pub struct LocalConfig {
     /// included). 256 is what sentence-transformers uses for this model;
     /// at most the model's `max_position_embeddings` (512).
     pub max_tokens: usize,
-    /// Inputs run through the model at most this many at a time (sorted by
-    /// length first, so little padding is computed).
+    /// Inputs run through the model at most this many at a time (a batch
+    /// is its items' tokens one after the other, without padding).
     pub batch_size: usize,
     /// Arithmetic of the matrix products.
     pub precision: Precision,

@@ -170,8 +170,9 @@ impl Inner {
         })
     }
 
-    /// Runs one padded batch through BERT and pools it: the mean of the
-    /// token vectors under the attention mask, scaled to length 1.
+    /// Runs one batch through BERT (its items' tokens one after the other,
+    /// no padding) and pools it: the mean of each item's token vectors,
+    /// scaled to length 1.
     fn forward(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
         let lengths: Vec<usize> = batch.iter().map(|e| e.get_ids().len()).collect();
         let ids: Vec<u32> = batch
