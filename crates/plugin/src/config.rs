@@ -113,6 +113,18 @@ pub struct Cli {
     )]
     pub max_connections: u32,
 
+    /// Group committers for single writes (Postgres): each gathers the
+    /// writes queued at that moment into one transaction. 0 (the default):
+    /// half the host's processors, 1 to 16, at most the pool size minus
+    /// two.
+    #[arg(
+        long,
+        env = "MEMORY_PLUGIN_WRITE_COMMITTERS",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub write_committers: usize,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. info,
     /// memory_plugin=debug).
     #[arg(
@@ -148,6 +160,7 @@ impl fmt::Debug for Cli {
             .field("v1_only", &self.v1_only)
             .field("sweep_interval", &self.sweep_interval)
             .field("max_connections", &self.max_connections)
+            .field("write_committers", &self.write_committers)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()
@@ -204,6 +217,8 @@ pub struct Settings {
     /// `None`: the backend's default (see [`Cli::embedding_dim`]).
     pub embedding_dim: Option<usize>,
     pub max_connections: u32,
+    /// `None`: derived from the host and the pool.
+    pub write_committers: Option<usize>,
     pub server: ServerConfig,
     pub log: String,
     pub log_format: LogFormat,
@@ -219,6 +234,7 @@ impl fmt::Debug for Settings {
             .field("schema", &self.schema)
             .field("embedding_dim", &self.embedding_dim)
             .field("max_connections", &self.max_connections)
+            .field("write_committers", &self.write_committers)
             .field("token", &self.server.token.as_ref().map(|_| "***"))
             .field("v1_only", &self.server.v1_only)
             .field("sweep_interval", &self.server.sweep_interval)
@@ -265,6 +281,7 @@ impl Cli {
             schema: self.schema,
             embedding_dim: self.embedding_dim,
             max_connections: self.max_connections,
+            write_committers: (self.write_committers > 0).then_some(self.write_committers),
             server: ServerConfig {
                 token: self.token.filter(|t| !t.is_empty()),
                 v1_only: self.v1_only,
@@ -445,6 +462,15 @@ mod tests {
     }
 
     #[test]
+    fn write_committers_default_to_derived() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.write_committers, None);
+        let s = parse(&["--write-committers", "0"]).unwrap();
+        assert_eq!(s.write_committers, None);
+        assert!(parse(&["--write-committers", "-1"]).is_err());
+    }
+
+    #[test]
     fn flags_build_settings() {
         let s = parse(&[
             "--database-url",
@@ -461,10 +487,13 @@ mod tests {
             "--v1-only",
             "--sweep-interval",
             "5",
+            "--write-committers",
+            "3",
             "--log-format",
             "json",
         ])
         .unwrap();
+        assert_eq!(s.write_committers, Some(3));
         assert_eq!(s.backend, Backend::Postgres);
         assert!(!s.migrate);
         assert_eq!(s.schema, "mp_2");

@@ -103,6 +103,7 @@ async fn start_and_serve(settings: Settings) -> Result<(), Failure> {
             embedding_dim: settings.embedding_dim.unwrap_or(store::BACKEND_DEFAULT_DIM),
             migrate: settings.migrate,
             max_connections: settings.max_connections,
+            write_committers: settings.write_committers,
         },
     )
     .await

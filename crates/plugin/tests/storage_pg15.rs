@@ -194,3 +194,55 @@ async fn newest_first_equals_sorting_every_searched_row() {
         }
     }
 }
+
+/// Pending entries of the full-text index (its GIN pending list), read
+/// with pgstattuple.
+async fn pending_tuples(store: &memory_plugin::store::postgres::PgStore) -> i64 {
+    sqlx::query_scalar(
+        "SELECT pending_tuples::bigint FROM public.pgstatginindex('memory_plugin.memory_records_search_tsv_idx'::regclass)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("read the GIN index's pending list")
+}
+
+#[tokio::test]
+async fn the_full_text_pending_list_is_moved_into_the_index_in_the_background() {
+    let db = memory_testkit::pg15().await;
+    let store = pg::connect(&db, PgOptions::default()).await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple SCHEMA public")
+        .execute(store.pool())
+        .await
+        .expect("pgstattuple");
+    common::cases::make_namespace(&store, "workspace:pending").await;
+    // Rows written as one batch land in the pending list (fastupdate) ...
+    let writes: Vec<memory_contract::BatchWrite> = (0..300)
+        .map(|i| memory_contract::BatchWrite {
+            namespace: "workspace:pending".to_string(),
+            write: common::cases::fact(&format!("release {i} ships on friday after the review")),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let results = store.write_batch(&writes).await.expect("batch");
+    assert!(results.iter().all(Result::is_ok));
+    // ... far below the list's limit, so no insert moves them; only the
+    // store's cleaner does, within a few of its intervals.
+    let mut pending = pending_tuples(&store).await;
+    while pending > 0 && started.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        pending = pending_tuples(&store).await;
+    }
+    assert_eq!(pending, 0, "the pending list is still holding entries");
+    // The index answers from its main structure all the same.
+    let found = store
+        .search(&memory_plugin::store::SearchQuery {
+            namespaces: vec!["workspace:pending".to_string()],
+            query: Some("friday review".to_string()),
+            kinds: Vec::new(),
+            limit: 100,
+            embedding: None,
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 100);
+}

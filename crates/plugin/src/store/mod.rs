@@ -207,6 +207,10 @@ pub struct OpenOptions {
     pub migrate: bool,
     /// Largest number of pooled connections (Postgres).
     pub max_connections: u32,
+    /// Group committers for single writes (Postgres); `None`: derived from
+    /// the host's processors and the pool (see
+    /// [`postgres::PgOptions::write_committers`]).
+    pub write_committers: Option<usize>,
 }
 
 impl Default for OpenOptions {
@@ -217,6 +221,7 @@ impl Default for OpenOptions {
             embedding_dim: BACKEND_DEFAULT_DIM,
             migrate: pg.migrate,
             max_connections: pg.max_connections,
+            write_committers: pg.write_committers,
         }
     }
 }
@@ -254,6 +259,7 @@ pub async fn open(
                     },
                     migrate: opts.migrate,
                     max_connections: opts.max_connections,
+                    write_committers: opts.write_committers,
                 },
             )
             .await?;

@@ -14,6 +14,7 @@
 //! transaction and one log flush.
 
 mod group;
+mod pending;
 
 use super::{PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport};
 use async_trait::async_trait;
@@ -139,6 +140,10 @@ pub struct PgOptions {
     pub migrate: bool,
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// Group committers for single writes; `None`: half the host's
+    /// processors, between 1 and 16, at most the pool's size minus two
+    /// (see `group::committers`).
+    pub write_committers: Option<usize>,
 }
 
 impl Default for PgOptions {
@@ -148,6 +153,7 @@ impl Default for PgOptions {
             embedding_dim: 1536,
             migrate: true,
             max_connections: 10,
+            write_committers: None,
         }
     }
 }
@@ -161,6 +167,10 @@ pub struct PgStore {
     /// pgvector 0.8+: filtered HNSW scans continue until `LIMIT` rows match.
     iterative_scan: bool,
     max_connections: u32,
+    /// Requested group committers (`PgOptions::write_committers`).
+    committers: Option<usize>,
+    /// The full-text index's background cleaner, told of every row written.
+    pending: pending::PendingList,
     /// Queue of single writes to the group committers; `None` in the
     /// committers' own copy of the store.
     group: Option<super::group::GroupQueue>,
@@ -229,6 +239,11 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each use: it is a round trip of its own, which
+            // doubled the cost of a one-statement request. A connection that
+            // died while idle fails its statement instead (503, and a write
+            // group runs again on another connection), and sqlx drops it.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let search_path = search_path.clone();
                 Box::pin(async move {
@@ -240,12 +255,15 @@ impl PgStore {
             .await
             .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
 
+        let pending = pending::PendingList::start(pool.clone());
         let mut store = PgStore {
             pool,
             embedding: vector.enabled,
             embedding_dim: opts.embedding_dim,
             iterative_scan: vector.iterative_scan,
             max_connections: opts.max_connections,
+            committers: opts.write_committers,
+            pending,
             group: None,
         };
         store.group = Some(group::start(&store));
@@ -343,6 +361,7 @@ impl PgStore {
                     }
                     false => db_error("cannot write memories", e),
                 })?;
+        self.pending.written(written.len());
         written
             .iter()
             .map(|r| {
