@@ -156,6 +156,11 @@ pub struct PluginHttp {
 }
 
 impl PluginHttp {
+    /// Base URL, like `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The HTTP client (shared connection pool), for other servers of a run.
     pub fn http_client(&self) -> reqwest::Client {
         self.http.clone()

@@ -522,6 +522,8 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
     .await?;
     let contents = Arc::new(legacy::phrase_dictionary(1000, 7));
     let write_namespaces = Arc::new(write_namespaces);
+    let driver = WriteDriver::choose(&ctx.work_dir, &write_namespaces, &contents)?;
+    out.notes.push(driver.note());
     let pgbench_scripts = match crate::pgbench::find() {
         Some(binary) => {
             let scripts = crate::pgbench::write_scripts(
@@ -553,6 +555,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         progress(&format!("(e) Postgres commits, {clients} clients"));
         let via_plugin = commit_load_plugin(
             plan,
+            &driver,
             &plugin.handle(),
             clients,
             &write_namespaces,
@@ -655,6 +658,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
         &ctx,
         &pool,
         &namespace_sets,
+        &driver,
         &write_namespaces,
         &contents,
         &mut out,
@@ -788,13 +792,67 @@ pub(crate) fn search_bounds(plan: &Plan) -> LoadBounds {
     }
 }
 
+/// What posts the plugin's single writes: `wrk` when installed (see
+/// [`crate::wrk`]), else this process's load generator.
+enum WriteDriver {
+    Wrk { binary: PathBuf, script: PathBuf },
+    InProcess,
+}
+
+impl WriteDriver {
+    /// `wrk` with a script over `names` and `contents` written into `dir`,
+    /// when wrk is found.
+    fn choose(dir: &Path, names: &[String], contents: &[String]) -> Result<Self> {
+        let Some(binary) = crate::wrk::find() else {
+            return Ok(WriteDriver::InProcess);
+        };
+        let script = dir.join("wrk-single-writes.lua");
+        std::fs::write(&script, crate::wrk::write_script(names, contents)?)
+            .with_context(|| format!("cannot write {}", script.display()))?;
+        Ok(WriteDriver::Wrk { binary, script })
+    }
+
+    fn note(&self) -> String {
+        match self {
+            WriteDriver::Wrk { binary, .. } => format!(
+                "plugin single writes: {} -t min(N,2) -c N -d T --latency, a Lua script posting one \
+                 write per request over the same namespaces and contents as the floors (2xx answers \
+                 counted; p50/p99 are wrk's)",
+                binary.display()
+            ),
+            WriteDriver::InProcess => "plugin single writes: wrk not found (apt-get install wrk), so this \
+                 process's own HTTP client posts them; it shares the cores with the plugin and costs \
+                 the plugin's side writes the pgbench floor does not pay"
+                .to_string(),
+        }
+    }
+}
+
 async fn commit_load_plugin(
     plan: &Plan,
+    driver: &WriteDriver,
     plugin: &PluginHttp,
     clients: usize,
     names: &Arc<Vec<String>>,
     contents: &Arc<Vec<String>>,
 ) -> LoadSummary {
+    if let WriteDriver::Wrk { binary, script } = driver {
+        match crate::wrk::run(binary, plugin.base_url(), script, clients, plan.commit_time).await {
+            Ok(summary) => return summary,
+            Err(e) => {
+                return LoadSummary {
+                    clients,
+                    ok: 0,
+                    errors: 1,
+                    first_error: Some(format!("{e:#}")),
+                    seconds: 0.0,
+                    per_second: 0.0,
+                    p50_ms: 0.0,
+                    p99_ms: 0.0,
+                }
+            }
+        }
+    }
     let plugin = plugin.clone();
     let names = Arc::clone(names);
     let contents = Arc::clone(contents);
@@ -957,6 +1015,7 @@ async fn sqlite_figures(
     ctx: &Ctx,
     pool: &PgPool,
     namespace_sets: &[Vec<String>],
+    driver: &WriteDriver,
     write_namespaces: &Arc<Vec<String>>,
     contents: &Arc<Vec<String>>,
     out: &mut Outcome,
@@ -1015,7 +1074,8 @@ async fn sqlite_figures(
 
     for &clients in &plan.commit_levels {
         progress(&format!("(g) SQLite commits, {clients} clients"));
-        let via_plugin = commit_load_plugin(plan, &http, clients, write_namespaces, contents).await;
+        let via_plugin =
+            commit_load_plugin(plan, driver, &http, clients, write_namespaces, contents).await;
         let direct = {
             let writer = floor.writer.clone();
             let reader = floor.reader.clone();

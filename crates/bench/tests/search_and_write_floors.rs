@@ -221,3 +221,77 @@ async fn pgbench_floor_inserts_one_plugin_row_per_transaction() {
     assert!(searchable > 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrk_posts_single_writes_that_the_plugin_stores_once_each() {
+    let Some(binary) = memory_bench::wrk::find() else {
+        panic!("wrk not found; install Debian's package wrk (.ci/run does)");
+    };
+    let file = std::env::temp_dir().join(format!("bench-wrk-test-{}.db", Uuid::new_v4()));
+    let store = SqliteStore::open(
+        &format!("sqlite:{}", file.display()),
+        SqliteOptions { embedding_dim: 4 },
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = vec!["workspace:a".into(), "workspace:b".into()];
+    for name in &names {
+        store
+            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
+            .await
+            .unwrap();
+    }
+    let store = std::sync::Arc::new(store);
+    let server = memory_plugin::server::spawn(
+        store.clone(),
+        memory_plugin::server::ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    // A namespace that does not exist: its writes answer 404 and must be
+    // counted as errors, not as writes.
+    let mut with_missing = names.clone();
+    with_missing.push("workspace:missing".into());
+    let contents: Vec<String> = CONTENTS.iter().map(|s| s.to_string()).collect();
+    let script = std::env::temp_dir().join(format!("bench-wrk-test-{}.lua", Uuid::new_v4()));
+    std::fs::write(
+        &script,
+        memory_bench::wrk::write_script(&with_missing, &contents).unwrap(),
+    )
+    .unwrap();
+    let summary = memory_bench::wrk::run(&binary, server.url(), &script, 4, Duration::from_secs(1))
+        .await
+        .unwrap();
+    drop(server);
+    let mut stored = 0u64;
+    for name in &names {
+        let mut after = None;
+        let mut here = 0u64;
+        loop {
+            let page = store.list_memories(name, after, 1000).await.unwrap();
+            here += page.memories.len() as u64;
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert!(here > 0, "{name} holds writes");
+        stored += here;
+    }
+    assert!(summary.ok > 0, "{summary:?}");
+    assert!(
+        summary.errors > 0,
+        "the missing namespace's 404s: {summary:?}"
+    );
+    // Every 2xx is one stored memory, and nothing else was stored (wrk may
+    // close connections with a request in flight at the end: at most one
+    // per connection was stored without its answer being counted).
+    assert!(
+        stored >= summary.ok && stored <= summary.ok + 4,
+        "stored {stored}, wrk counted {} 2xx: {summary:?}",
+        summary.ok
+    );
+    assert!(summary.p50_ms > 0.0 && summary.p99_ms >= summary.p50_ms);
+    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&file);
+}
