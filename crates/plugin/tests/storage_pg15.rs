@@ -246,3 +246,53 @@ async fn the_full_text_pending_list_is_moved_into_the_index_in_the_background() 
         .expect("search");
     assert_eq!(found.len(), 100);
 }
+
+#[tokio::test]
+async fn statistics_are_gathered_after_a_bulk_load() {
+    let db = memory_testkit::pg15().await;
+    let store = pg::connect(&db, PgOptions::default()).await;
+    common::cases::make_namespace(&store, "workspace:bulk").await;
+    let analyzed = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
+             WHERE schemaname = 'memory_plugin' AND relname = 'memory_records'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("read the table's statistics")
+    };
+    // Fewer rows than the least that calls for statistics: none gathered.
+    let few: Vec<memory_contract::BatchWrite> = (0..100)
+        .map(|i| memory_contract::BatchWrite {
+            namespace: "workspace:bulk".to_string(),
+            write: common::cases::fact(&format!("note {i} about the deploy")),
+        })
+        .collect();
+    store.write_batch(&few).await.expect("batch");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(!analyzed().await, "ANALYZE ran after 100 rows");
+    // A thousand more: the store runs ANALYZE itself (`last_analyze`, not
+    // autovacuum's `last_autoanalyze`), within a few rounds.
+    let many: Vec<memory_contract::BatchWrite> = (0..1000)
+        .map(|i| memory_contract::BatchWrite {
+            namespace: "workspace:bulk".to_string(),
+            write: common::cases::fact(&format!("fact {i} on the release train")),
+        })
+        .collect();
+    store.write_batch(&many).await.expect("batch");
+    let started = std::time::Instant::now();
+    while !analyzed().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no ANALYZE within 10 s of 1,100 rows"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let estimated: f32 = sqlx::query_scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = 'memory_plugin.memory_records'::regclass",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(estimated, 1100.0);
+}

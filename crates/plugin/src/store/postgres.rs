@@ -14,7 +14,7 @@
 //! transaction and one log flush.
 
 mod group;
-mod pending;
+mod upkeep;
 
 use super::{PoolStats, SearchQuery, Store, StoreError, StoreFeatures, StoreResult, SweepReport};
 use async_trait::async_trait;
@@ -169,8 +169,8 @@ pub struct PgStore {
     max_connections: u32,
     /// Requested group committers (`PgOptions::write_committers`).
     committers: Option<usize>,
-    /// The full-text index's background cleaner, told of every row written.
-    pending: pending::PendingList,
+    /// Background upkeep (pending list, statistics), told of every row written.
+    upkeep: upkeep::Upkeep,
     /// Queue of single writes to the group committers; `None` in the
     /// committers' own copy of the store.
     group: Option<super::group::GroupQueue>,
@@ -255,7 +255,7 @@ impl PgStore {
             .await
             .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
 
-        let pending = pending::PendingList::start(pool.clone());
+        let upkeep = upkeep::Upkeep::start(pool.clone());
         let mut store = PgStore {
             pool,
             embedding: vector.enabled,
@@ -263,7 +263,7 @@ impl PgStore {
             iterative_scan: vector.iterative_scan,
             max_connections: opts.max_connections,
             committers: opts.write_committers,
-            pending,
+            upkeep,
             group: None,
         };
         store.group = Some(group::start(&store));
@@ -361,7 +361,7 @@ impl PgStore {
                     }
                     false => db_error("cannot write memories", e),
                 })?;
-        self.pending.written(written.len());
+        self.upkeep.written(written.len());
         written
             .iter()
             .map(|r| {
