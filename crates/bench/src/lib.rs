@@ -30,6 +30,7 @@ pub mod semantic;
 pub mod sqlite_floors;
 pub mod sqlite_million;
 pub mod targets;
+pub mod tool;
 pub mod wrk;
 
 /// Prints a progress line on stderr, prefixed with the time.

@@ -9,9 +9,8 @@
 //! measures around each plugin request.
 
 use crate::load::{percentile, LoadSummary};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 /// Scripts pgbench picks from at random (equal weights), each with its own
@@ -36,11 +35,7 @@ pub fn find() -> Option<PathBuf> {
             }
         }
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("pgbench"))
-            .find(|p| p.is_file())
-    })
+    crate::tool::on_path("pgbench")
 }
 
 /// The statement of one script: a row of the plugin's shape (id, namespace,
@@ -124,19 +119,8 @@ pub async fn run(
     }
     command
         .arg(url.path().trim_start_matches('/'))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = command
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
-        bail!("pgbench ended with {}: {tail}", output.status);
-    }
+        .current_dir(dir);
+    let stdout = crate::tool::stdout_of(command, binary).await?;
     let mut latencies = read_logs(dir, &prefix)?;
     latencies.sort_unstable();
     let summary = parse_summary(&stdout, clients, seconds as f64, &latencies)?;

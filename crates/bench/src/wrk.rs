@@ -15,23 +15,14 @@
 //! (`--latency`), over every request.
 
 use crate::load::LoadSummary;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use memory_contract::{MemoryKind, MemorySource, MemoryWrite};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 /// Where `wrk` is: `/usr/bin/wrk`, or `PATH`.
 pub fn find() -> Option<PathBuf> {
-    let fixed = PathBuf::from("/usr/bin/wrk");
-    if fixed.is_file() {
-        return Some(fixed);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("wrk"))
-            .find(|p| p.is_file())
-    })
+    crate::tool::find(Path::new("/usr/bin/wrk"), "wrk")
 }
 
 /// The Lua script posting one single write per request to
@@ -103,7 +94,8 @@ pub async fn run(
 ) -> Result<LoadSummary> {
     let clients = clients.max(1);
     let seconds = time.as_secs_f64().ceil().max(1.0) as u64;
-    let output = tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    command
         .args(["-t", &clients.clamp(1, 2).to_string()])
         .args(["-c", &clients.to_string()])
         .args(["-d", &format!("{seconds}s")])
@@ -111,18 +103,8 @@ pub async fn run(
         .arg("--latency")
         .arg("-s")
         .arg(script)
-        .arg(base_url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
-        bail!("wrk ended with {}: {tail}", output.status);
-    }
+        .arg(base_url);
+    let stdout = crate::tool::stdout_of(command, binary).await?;
     parse_report(&stdout, clients)
 }
 

@@ -43,6 +43,17 @@ fn writes(namespaces: &[&str]) -> Vec<BatchWrite> {
         .collect()
 }
 
+/// Creates the workspace namespaces `names` on `store`.
+async fn make_workspaces(store: &impl Store, names: &[&str]) -> Vec<String> {
+    for name in names {
+        store
+            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
+            .await
+            .unwrap();
+    }
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 fn upsert(kind: NamespaceKind) -> NamespaceUpsert {
     NamespaceUpsert {
         kind,
@@ -181,13 +192,7 @@ async fn pgbench_floor_inserts_one_plugin_row_per_transaction() {
     let store = PgStore::connect(db.url(), PgOptions::default())
         .await
         .unwrap();
-    let names: Vec<String> = vec!["workspace:a".into(), "workspace:b".into()];
-    for name in &names {
-        store
-            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
-            .await
-            .unwrap();
-    }
+    let names = make_workspaces(&store, &["workspace:a", "workspace:b"]).await;
     let dir = std::env::temp_dir().join(format!("bench-pgbench-test-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let contents: Vec<String> = CONTENTS.iter().map(|s| s.to_string()).collect();
@@ -234,13 +239,7 @@ async fn wrk_posts_single_writes_that_the_plugin_stores_once_each() {
     )
     .await
     .unwrap();
-    let names: Vec<String> = vec!["workspace:a".into(), "workspace:b".into()];
-    for name in &names {
-        store
-            .upsert_namespace(name, &upsert(NamespaceKind::Workspace))
-            .await
-            .unwrap();
-    }
+    let names = make_workspaces(&store, &["workspace:a", "workspace:b"]).await;
     let store = std::sync::Arc::new(store);
     let server = memory_plugin::server::spawn(
         store.clone(),

@@ -195,6 +195,20 @@ async fn newest_first_equals_sorting_every_searched_row() {
     }
 }
 
+/// `n` facts for one batch into `namespace`, the `i`-th saying `text(i)`.
+fn facts(
+    namespace: &str,
+    n: usize,
+    text: impl Fn(usize) -> String,
+) -> Vec<memory_contract::BatchWrite> {
+    (0..n)
+        .map(|i| memory_contract::BatchWrite {
+            namespace: namespace.to_string(),
+            write: common::cases::fact(&text(i)),
+        })
+        .collect()
+}
+
 /// Pending entries of the full-text index (its GIN pending list), read
 /// with pgstattuple.
 async fn pending_tuples(store: &memory_plugin::store::postgres::PgStore) -> i64 {
@@ -216,12 +230,9 @@ async fn the_full_text_pending_list_is_moved_into_the_index_in_the_background() 
         .expect("pgstattuple");
     common::cases::make_namespace(&store, "workspace:pending").await;
     // Rows written as one batch land in the pending list (fastupdate) ...
-    let writes: Vec<memory_contract::BatchWrite> = (0..300)
-        .map(|i| memory_contract::BatchWrite {
-            namespace: "workspace:pending".to_string(),
-            write: common::cases::fact(&format!("release {i} ships on friday after the review")),
-        })
-        .collect();
+    let writes = facts("workspace:pending", 300, |i| {
+        format!("release {i} ships on friday after the review")
+    });
     let started = std::time::Instant::now();
     let results = store.write_batch(&writes).await.expect("batch");
     assert!(results.iter().all(Result::is_ok));
@@ -262,23 +273,17 @@ async fn statistics_are_gathered_after_a_bulk_load() {
         .expect("read the table's statistics")
     };
     // Fewer rows than the least that calls for statistics: none gathered.
-    let few: Vec<memory_contract::BatchWrite> = (0..100)
-        .map(|i| memory_contract::BatchWrite {
-            namespace: "workspace:bulk".to_string(),
-            write: common::cases::fact(&format!("note {i} about the deploy")),
-        })
-        .collect();
+    let few = facts("workspace:bulk", 100, |i| {
+        format!("note {i} about the deploy")
+    });
     store.write_batch(&few).await.expect("batch");
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert!(!analyzed().await, "ANALYZE ran after 100 rows");
     // A thousand more: the store runs ANALYZE itself (`last_analyze`, not
     // autovacuum's `last_autoanalyze`), within a few rounds.
-    let many: Vec<memory_contract::BatchWrite> = (0..1000)
-        .map(|i| memory_contract::BatchWrite {
-            namespace: "workspace:bulk".to_string(),
-            write: common::cases::fact(&format!("fact {i} on the release train")),
-        })
-        .collect();
+    let many = facts("workspace:bulk", 1000, |i| {
+        format!("fact {i} on the release train")
+    });
     store.write_batch(&many).await.expect("batch");
     let started = std::time::Instant::now();
     while !analyzed().await {

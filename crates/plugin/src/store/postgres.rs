@@ -241,8 +241,8 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             // No ping before each use: it is a round trip of its own, which
             // doubled the cost of a one-statement request. A connection that
-            // died while idle fails its statement instead (503, and a write
-            // group runs again on another connection), and sqlx drops it.
+            // died while idle fails its statement instead (503; a write
+            // group is run again, up to three times).
             .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let search_path = search_path.clone();
