@@ -3,8 +3,9 @@
 //! The floor of those figures is `pgbench`, a lean C client in a process of
 //! its own. Driving the plugin from this process's async HTTP client
 //! instead would charge the plugin's side with a heavier client sharing the
-//! same cores: on a 2-core machine the in-process client cost the plugin
-//! about a third of its writes. So where `wrk` (Debian's package `wrk`) is
+//! same cores: on a 2-core machine the in-process client measured the plugin
+//! at 0.61x pgbench, where wrk later measured 1.09x (see README). So where
+//! `wrk` (Debian's package `wrk`) is
 //! found, it posts the single writes, as an operator trying the plugin
 //! would: `wrk -t min(N,2) -c N -d T --latency` with a Lua script that
 //! rotates the requests over the run's namespaces and contents (the bodies

@@ -101,6 +101,9 @@ async fn upkeep_loop(pool: PgPool, shared: Weak<Shared>, mut gone: mpsc::Receive
         analyze: true,
     };
     let mut since_analyze = 0u64;
+    // Rows to write before the table's size is looked up again: the size
+    // is read only once this many have been written, not every round.
+    let mut next_look = ANALYZE_MIN_ROWS;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -125,18 +128,22 @@ async fn upkeep_loop(pool: PgPool, shared: Weak<Shared>, mut gone: mpsc::Receive
                     "clean the full-text index's pending list",
                 );
             }
-            if parts.analyze && since_analyze >= ANALYZE_MIN_ROWS {
+            if parts.analyze && since_analyze >= next_look {
                 let rows = sqlx::query_scalar::<_, i64>(ROWS_SQL)
                     .fetch_one(&pool)
                     .await;
                 let due = match rows {
-                    Ok(rows) => since_analyze >= analyze_threshold(rows),
+                    Ok(rows) => {
+                        next_look = analyze_threshold(rows);
+                        since_analyze >= next_look
+                    }
                     Err(_) => false,
                 };
                 if due {
                     let analyzed = sqlx::query("ANALYZE memory_records").execute(&pool).await;
                     if analyzed.is_ok() {
                         since_analyze = 0;
+                        next_look = ANALYZE_MIN_ROWS;
                     }
                     parts.analyze =
                         keep_going(analyzed.map(drop), "gather the memories' statistics");
