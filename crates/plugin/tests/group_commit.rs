@@ -195,6 +195,35 @@ async fn concurrent_writers_each_acknowledged_once(backend: Backend) {
             .unwrap_or_else(|| panic!("acknowledged {id} is missing"));
         assert_eq!(&memory.content, content);
     }
+
+    // `/metrics` counts every write in exactly one group, and with 64
+    // writers at once some groups held more than one.
+    let text = http
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let figure = |name: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(name) && line[name.len()..].starts_with('{'))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    };
+    let writes = figure("memory_plugin_write_group_size_sum");
+    let groups = figure("memory_plugin_write_group_size_count");
+    assert_eq!(writes, (WRITERS * WRITES_EACH) as f64, "{text}");
+    assert!(
+        groups >= 1.0 && groups < writes,
+        "groups {groups} for {writes} writes"
+    );
+    assert!(
+        figure("memory_plugin_write_group_seconds_total") > 0.0,
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

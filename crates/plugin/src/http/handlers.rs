@@ -421,9 +421,11 @@ fn page_query(raw: RawListQuery) -> ApiResult<(Option<uuid::Uuid>, u32)> {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): AppStateRef) -> Response {
-    let body = state
-        .metrics
-        .render(state.store.pool_stats(), state.features.backend);
+    let body = state.metrics.render(
+        state.store.pool_stats(),
+        &state.store.write_group_stats(),
+        state.features.backend,
+    );
     (
         [(
             header::CONTENT_TYPE,

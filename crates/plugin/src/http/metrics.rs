@@ -1,9 +1,11 @@
 //! Request metrics in the Prometheus text exposition format.
 //!
 //! Written by hand to keep the dependency tree small: a counter of requests
-//! by method, route template and status, a latency histogram by route, and
-//! the store's pool gauges, rendered on each scrape of `/metrics`.
+//! by method, route template and status, a latency histogram by route, the
+//! store's pool gauges, and the sizes and time of its write groups, rendered
+//! on each scrape of `/metrics`.
 
+use crate::store::group::{GroupStats, GROUP_SIZE_BUCKETS};
 use crate::store::PoolStats;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,8 +57,9 @@ impl Metrics {
         h.sum_seconds += secs;
     }
 
-    /// Renders every metric, with `pool` as the current pool figures.
-    pub fn render(&self, pool: PoolStats, backend: &str) -> String {
+    /// Renders every metric, with `pool` as the current pool figures and
+    /// `groups` as the write groups so far.
+    pub fn render(&self, pool: PoolStats, groups: &GroupStats, backend: &str) -> String {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
 
@@ -122,6 +125,39 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} gauge");
             let _ = writeln!(out, "{name}{{backend=\"{backend}\"}} {value}");
         }
+
+        out.push_str("# HELP memory_plugin_write_group_size Single writes committed together in one transaction, per group.\n");
+        out.push_str("# TYPE memory_plugin_write_group_size histogram\n");
+        let mut cumulative = 0;
+        for (bound, n) in GROUP_SIZE_BUCKETS.iter().zip(groups.sizes.iter()) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "memory_plugin_write_group_size_bucket{{backend=\"{backend}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "memory_plugin_write_group_size_bucket{{backend=\"{backend}\",le=\"+Inf\"}} {}",
+            groups.groups
+        );
+        let _ = writeln!(
+            out,
+            "memory_plugin_write_group_size_sum{{backend=\"{backend}\"}} {}",
+            groups.writes
+        );
+        let _ = writeln!(
+            out,
+            "memory_plugin_write_group_size_count{{backend=\"{backend}\"}} {}",
+            groups.groups
+        );
+        out.push_str("# HELP memory_plugin_write_group_seconds_total Time the write groups took in the database, from the first statement to the commit.\n");
+        out.push_str("# TYPE memory_plugin_write_group_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "memory_plugin_write_group_seconds_total{{backend=\"{backend}\"}} {}",
+            groups.seconds
+        );
         out
     }
 }
@@ -143,12 +179,22 @@ mod tests {
         m.record("GET", "/v1/health", 200, Duration::from_millis(2));
         m.record("GET", "/v1/health", 200, Duration::from_millis(300));
         m.record("POST", "/v1/search", 400, Duration::from_millis(1));
+        let mut sizes = [0; GROUP_SIZE_BUCKETS.len()];
+        sizes[0] = 3; // three groups of one
+        sizes[3] = 1; // one of 5 to 8
+        let groups = GroupStats {
+            sizes,
+            groups: 4,
+            writes: 10,
+            seconds: 0.25,
+        };
         let text = m.render(
             PoolStats {
                 size: 3,
                 idle: 2,
                 max: 10,
             },
+            &groups,
             "postgres",
         );
         assert!(text.contains(
@@ -167,6 +213,20 @@ mod tests {
             .contains("memory_plugin_http_request_duration_seconds_count{route=\"/v1/health\"} 2"));
         assert!(text.contains("memory_plugin_db_pool_max{backend=\"postgres\"} 10"));
         assert!(text.contains("memory_plugin_db_pool_idle{backend=\"postgres\"} 2"));
+        assert!(
+            text.contains("memory_plugin_write_group_size_bucket{backend=\"postgres\",le=\"1\"} 3")
+        );
+        assert!(
+            text.contains("memory_plugin_write_group_size_bucket{backend=\"postgres\",le=\"4\"} 3")
+        );
+        assert!(
+            text.contains("memory_plugin_write_group_size_bucket{backend=\"postgres\",le=\"8\"} 4")
+        );
+        assert!(text
+            .contains("memory_plugin_write_group_size_bucket{backend=\"postgres\",le=\"+Inf\"} 4"));
+        assert!(text.contains("memory_plugin_write_group_size_sum{backend=\"postgres\"} 10"));
+        assert!(text.contains("memory_plugin_write_group_size_count{backend=\"postgres\"} 4"));
+        assert!(text.contains("memory_plugin_write_group_seconds_total{backend=\"postgres\"} 0.25"));
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //! transaction, commit, and only then answer each caller. A write that
 //! fails inside a group fails alone (the store's group writer isolates
 //! it); a failed commit fails every write of its group, none is
-//! acknowledged.
+//! acknowledged. The committers count their groups, by size, and the time
+//! they took ([`GroupStats`], in `/metrics`).
 
 use super::{StoreError, StoreResult};
 use async_trait::async_trait;
 use futures::FutureExt;
 use memory_contract::{BatchWrite, MemoryWrite, WriteAck};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most writes one committer takes into one transaction.
@@ -55,11 +58,63 @@ struct Pending {
     reply: oneshot::Sender<StoreResult<WriteAck>>,
 }
 
+/// Upper bounds of the group-size buckets of [`GroupStats`].
+pub const GROUP_SIZE_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// What the committers have written since the store opened: how many
+/// groups, of which sizes, how many writes and how long the groups took
+/// (the database's time, answers not included). A store without a queue
+/// reports zeros.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupStats {
+    /// Groups by size: `sizes[i]` counts the groups of at most
+    /// `GROUP_SIZE_BUCKETS[i]` writes and more than the bound before
+    /// (not cumulative).
+    pub sizes: [u64; GROUP_SIZE_BUCKETS.len()],
+    pub groups: u64,
+    pub writes: u64,
+    pub seconds: f64,
+}
+
+/// The committers' running counts behind [`GroupStats`].
+#[derive(Debug, Default)]
+struct Tally {
+    sizes: [AtomicU64; GROUP_SIZE_BUCKETS.len()],
+    groups: AtomicU64,
+    writes: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Tally {
+    fn record(&self, writes: usize, took: std::time::Duration) {
+        let writes = writes as u64;
+        let bucket = GROUP_SIZE_BUCKETS
+            .iter()
+            .position(|&bound| writes <= bound)
+            .unwrap_or(GROUP_SIZE_BUCKETS.len() - 1);
+        self.sizes[bucket].fetch_add(1, Ordering::Relaxed);
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> GroupStats {
+        GroupStats {
+            sizes: std::array::from_fn(|i| self.sizes[i].load(Ordering::Relaxed)),
+            groups: self.groups.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            seconds: self.micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
 /// The store's end of the queue. Committers stop once every clone of it
 /// has been dropped and the queue is empty.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupQueue {
     sender: mpsc::Sender<Pending>,
+    tally: Arc<Tally>,
 }
 
 impl GroupQueue {
@@ -67,10 +122,20 @@ impl GroupQueue {
     pub(crate) fn start(committers: usize, writer: Arc<dyn GroupWriter>) -> GroupQueue {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let receiver = Arc::new(Mutex::new(receiver));
+        let tally = Arc::new(Tally::default());
         for _ in 0..committers.max(1) {
-            tokio::spawn(commit_loop(Arc::clone(&receiver), Arc::clone(&writer)));
+            tokio::spawn(commit_loop(
+                Arc::clone(&receiver),
+                Arc::clone(&writer),
+                Arc::clone(&tally),
+            ));
         }
-        GroupQueue { sender }
+        GroupQueue { sender, tally }
+    }
+
+    /// The committers' figures so far.
+    pub(crate) fn stats(&self) -> GroupStats {
+        self.tally.stats()
     }
 
     /// Queues one write and waits until the transaction holding it has
@@ -101,7 +166,11 @@ impl GroupQueue {
 /// One committer: whoever holds the receiver waits for the next write,
 /// takes it with everything queued behind it, lets go of the receiver (so
 /// another committer can gather the next group meanwhile), and commits.
-async fn commit_loop(receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, writer: Arc<dyn GroupWriter>) {
+async fn commit_loop(
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    writer: Arc<dyn GroupWriter>,
+    tally: Arc<Tally>,
+) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     loop {
         let taken = receiver.lock().await.recv_many(&mut group, MAX_GROUP).await;
@@ -110,6 +179,7 @@ async fn commit_loop(receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, writer: Arc<
         }
         let (writes, replies): (Vec<BatchWrite>, Vec<_>) =
             group.drain(..).map(|p| (p.write, p.reply)).unzip();
+        let started = Instant::now();
         let results = AssertUnwindSafe(writer.write_group(&writes))
             .catch_unwind()
             .await
@@ -117,6 +187,13 @@ async fn commit_loop(receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, writer: Arc<
                 tracing::error!("a write group panicked; its writes are answered with an error");
                 Vec::new()
             });
+        let took = started.elapsed();
+        tally.record(writes.len(), took);
+        tracing::debug!(
+            writes = writes.len(),
+            ms = took.as_secs_f64() * 1000.0,
+            "write group committed"
+        );
         let mut results = results.into_iter();
         for reply in replies {
             let result = results.next().unwrap_or_else(|| {
@@ -166,6 +243,20 @@ pub(crate) fn same_error(e: &StoreError) -> StoreError {
 mod tests {
     use super::*;
     use uuid::Uuid;
+
+    #[test]
+    fn tally_sorts_groups_into_size_buckets() {
+        let tally = Tally::default();
+        for writes in [1, 1, 3, 8, 9, 256, 300] {
+            tally.record(writes, std::time::Duration::from_millis(2));
+        }
+        let stats = tally.stats();
+        // Buckets: ≤1, ≤2, ≤4, ≤8, ≤16, ≤32, ≤64, ≤128, ≤256 (and above).
+        assert_eq!(stats.sizes, [2, 0, 1, 1, 1, 0, 0, 0, 2]);
+        assert_eq!(stats.groups, 7);
+        assert_eq!(stats.writes, 578);
+        assert!((stats.seconds - 0.014).abs() < 1e-9, "{}", stats.seconds);
+    }
 
     #[test]
     fn runs_split_at_a_repeated_id() {

@@ -183,6 +183,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pool figures for `/metrics`.
     fn pool_stats(&self) -> PoolStats;
+
+    /// The group committers' figures for `/metrics` (zeros when single
+    /// writes are not grouped).
+    fn write_group_stats(&self) -> group::GroupStats {
+        group::GroupStats::default()
+    }
 }
 
 /// Database used by [`open`] when no URL is given: a SQLite file in the

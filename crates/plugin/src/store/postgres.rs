@@ -958,6 +958,13 @@ impl Store for PgStore {
         })
     }
 
+    fn write_group_stats(&self) -> crate::store::group::GroupStats {
+        self.group
+            .as_ref()
+            .map(|queue| queue.stats())
+            .unwrap_or_default()
+    }
+
     fn pool_stats(&self) -> PoolStats {
         let size = self.pool.size();
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);

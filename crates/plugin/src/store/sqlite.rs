@@ -1314,6 +1314,13 @@ impl Store for SqliteStore {
         Ok(report)
     }
 
+    fn write_group_stats(&self) -> crate::store::group::GroupStats {
+        self.group
+            .as_ref()
+            .map(|queue| queue.stats())
+            .unwrap_or_default()
+    }
+
     fn pool_stats(&self) -> PoolStats {
         let mut stats = PoolStats {
             size: self.writer.size(),
