@@ -126,7 +126,7 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{backend=\"{backend}\"}} {value}");
         }
 
-        out.push_str("# HELP memory_plugin_write_group_size Single writes committed together in one transaction, per group.\n");
+        out.push_str("# HELP memory_plugin_write_group_size Single writes taken together into one transaction, per group (failed groups included).\n");
         out.push_str("# TYPE memory_plugin_write_group_size histogram\n");
         let mut cumulative = 0;
         for (bound, n) in GROUP_SIZE_BUCKETS.iter().zip(groups.sizes.iter()) {
@@ -151,7 +151,7 @@ impl Metrics {
             "memory_plugin_write_group_size_count{{backend=\"{backend}\"}} {}",
             groups.groups
         );
-        out.push_str("# HELP memory_plugin_write_group_seconds_total Time the write groups took in the database, from the first statement to the commit.\n");
+        out.push_str("# HELP memory_plugin_write_group_seconds_total Time the write groups took, from a committer taking the group to its commit or failure.\n");
         out.push_str("# TYPE memory_plugin_write_group_seconds_total counter\n");
         let _ = writeln!(
             out,
