@@ -77,29 +77,13 @@ impl Metrics {
         out.push_str("# HELP memory_plugin_http_request_duration_seconds Time to answer a request, by route template.\n");
         out.push_str("# TYPE memory_plugin_http_request_duration_seconds histogram\n");
         for (route, h) in &c.latency {
-            let route = escape_label(route);
-            let mut cumulative = 0;
-            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "memory_plugin_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "memory_plugin_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "memory_plugin_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "memory_plugin_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
+            write_histogram(
+                &mut out,
+                "memory_plugin_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape_label(route)),
+                LATENCY_BUCKETS.iter().zip(h.buckets.iter().copied()),
+                h.count,
+                h.sum_seconds,
             );
         }
 
@@ -128,28 +112,13 @@ impl Metrics {
 
         out.push_str("# HELP memory_plugin_write_group_size Single writes taken together into one transaction, per group (failed groups included).\n");
         out.push_str("# TYPE memory_plugin_write_group_size histogram\n");
-        let mut cumulative = 0;
-        for (bound, n) in GROUP_SIZE_BUCKETS.iter().zip(groups.sizes.iter()) {
-            cumulative += n;
-            let _ = writeln!(
-                out,
-                "memory_plugin_write_group_size_bucket{{backend=\"{backend}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "memory_plugin_write_group_size_bucket{{backend=\"{backend}\",le=\"+Inf\"}} {}",
-            groups.groups
-        );
-        let _ = writeln!(
-            out,
-            "memory_plugin_write_group_size_sum{{backend=\"{backend}\"}} {}",
-            groups.writes
-        );
-        let _ = writeln!(
-            out,
-            "memory_plugin_write_group_size_count{{backend=\"{backend}\"}} {}",
-            groups.groups
+        write_histogram(
+            &mut out,
+            "memory_plugin_write_group_size",
+            &format!("backend=\"{backend}\""),
+            GROUP_SIZE_BUCKETS.iter().zip(groups.sizes.iter().copied()),
+            groups.groups,
+            groups.writes,
         );
         out.push_str("# HELP memory_plugin_write_group_seconds_total Time the write groups took, from a committer taking the group to its commit or failure.\n");
         out.push_str("# TYPE memory_plugin_write_group_seconds_total counter\n");
@@ -160,6 +129,27 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Writes the lines of one histogram series: a cumulative `_bucket` line
+/// per bound (from per-bucket counts), `+Inf`, `_sum` and `_count`.
+/// `labels` are the series' own, already escaped (`name="value",...`).
+fn write_histogram<B: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: impl Iterator<Item = (B, u64)>,
+    count: u64,
+    sum: impl std::fmt::Display,
+) {
+    let mut cumulative = 0;
+    for (bound, n) in buckets {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
 /// Escapes a label value as the text format requires.
