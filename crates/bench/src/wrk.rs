@@ -5,9 +5,9 @@
 //! instead would charge the plugin's side with a heavier client sharing the
 //! same cores: on a 2-core machine the in-process client measured the plugin
 //! at 0.61x pgbench, where wrk later measured 1.09x (see README). So where
-//! `wrk` (Debian's package `wrk`) is
-//! found, it posts the single writes, as an operator trying the plugin
-//! would: `wrk -t min(N,2) -c N -d T --latency` with a Lua script that
+//! `wrk` (Debian's package `wrk`) is found, it posts the single writes, as
+//! an operator trying the plugin would: `wrk -t min(N,2) -c N -d T
+//! --latency` with a Lua script that
 //! rotates the requests over the run's namespaces and contents (the bodies
 //! are the JSON the contract's client sends). Without `wrk` the in-process
 //! load generator runs, and the report says so.

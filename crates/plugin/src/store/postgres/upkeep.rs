@@ -31,7 +31,7 @@
 
 use sqlx::postgres::PgPool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -53,14 +53,10 @@ const ROWS_SQL: &str =
 /// and the task stops once the last clone is gone.
 #[derive(Debug, Clone)]
 pub(super) struct Upkeep {
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
     /// Rows written since the task last looked.
-    written: AtomicU64,
-    /// Dropped with the last clone of the store, which ends the task.
+    written: Arc<AtomicU64>,
+    /// Dropped with the last clone of the store, which closes the channel
+    /// and so ends the task.
     _alive: mpsc::Sender<()>,
 }
 
@@ -69,20 +65,18 @@ impl Upkeep {
     /// schema on their search path).
     pub(super) fn start(pool: PgPool) -> Upkeep {
         let (alive, gone) = mpsc::channel(1);
-        let shared = Arc::new(Shared {
-            written: AtomicU64::new(0),
+        let written = Arc::new(AtomicU64::new(0));
+        tokio::spawn(upkeep_loop(pool, Arc::clone(&written), gone));
+        Upkeep {
+            written,
             _alive: alive,
-        });
-        tokio::spawn(upkeep_loop(pool, Arc::downgrade(&shared), gone));
-        Upkeep { shared }
+        }
     }
 
     /// Tells the task that `rows` rows were written.
     pub(super) fn written(&self, rows: usize) {
         if rows > 0 {
-            self.shared
-                .written
-                .fetch_add(rows as u64, Ordering::Relaxed);
+            self.written.fetch_add(rows as u64, Ordering::Relaxed);
         }
     }
 }
@@ -93,7 +87,7 @@ struct Parts {
     analyze: bool,
 }
 
-async fn upkeep_loop(pool: PgPool, shared: Weak<Shared>, mut gone: mpsc::Receiver<()>) {
+async fn upkeep_loop(pool: PgPool, written: Arc<AtomicU64>, mut gone: mpsc::Receiver<()>) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut parts = Parts {
@@ -109,15 +103,11 @@ async fn upkeep_loop(pool: PgPool, shared: Weak<Shared>, mut gone: mpsc::Receive
             _ = tick.tick() => {}
             _ = gone.recv() => return,
         }
-        let Some(state) = shared.upgrade() else {
-            return;
-        };
-        let written = state.written.swap(0, Ordering::Relaxed);
-        drop(state);
-        if written == 0 {
+        let new_rows = written.swap(0, Ordering::Relaxed);
+        if new_rows == 0 {
             continue;
         }
-        since_analyze += written;
+        since_analyze += new_rows;
         let round = async {
             if parts.clean {
                 let cleaned = sqlx::query_scalar::<_, i64>(CLEAN_SQL)
