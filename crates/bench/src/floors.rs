@@ -11,7 +11,7 @@
 // The plugin's own write statement (without embeddings), so the floor runs
 // exactly what the store runs.
 use anyhow::{Context, Result};
-use memory_plugin::store::postgres::INSERT_SQL;
+use memory_plugin::store::postgres::{INSERT_SQL, WRITE_SESSION_SETTING};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -275,11 +275,32 @@ pub async fn search_direct(
 ///
 /// When the database cannot be reached.
 pub async fn schema_pool(url: &url::Url, schema: &str, max_connections: u32) -> Result<PgPool> {
+    open_schema_pool(url, schema, max_connections, &[]).await
+}
+
+/// [`schema_pool`] whose sessions run the plugin's write statement as its
+/// group committers' sessions do ([`WRITE_SESSION_SETTING`]: planned once
+/// per session), for the store-statement write floor.
+///
+/// # Errors
+///
+/// When the pool cannot connect.
+pub async fn write_pool(url: &url::Url, schema: &str, max_connections: u32) -> Result<PgPool> {
+    open_schema_pool(url, schema, max_connections, &[WRITE_SESSION_SETTING]).await
+}
+
+async fn open_schema_pool(
+    url: &url::Url,
+    schema: &str,
+    max_connections: u32,
+    settings: &[(&str, &str)],
+) -> Result<PgPool> {
     // `public` after the plugin schema: that is where pgvector's type lives.
     // No space after the comma: the value travels in a `-c` startup option.
     let search_path = format!("{schema},public");
-    let opts =
-        crate::scratch::connect_options(url)?.options([("search_path", search_path.as_str())]);
+    let opts = crate::scratch::connect_options(url)?
+        .options([("search_path", search_path.as_str())])
+        .options(settings.iter().copied());
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(max_connections)

@@ -595,7 +595,7 @@ async fn bench(ctx: Ctx, command: String) -> Result<Outcome> {
             }
         }
         let direct_pool =
-            floors::schema_pool(ctx.scratch.url(), PLUGIN_SCHEMA, clients as u32).await?;
+            floors::write_pool(ctx.scratch.url(), PLUGIN_SCHEMA, clients as u32).await?;
         let direct = {
             let pool = direct_pool.clone();
             let names = Arc::clone(&write_namespaces);

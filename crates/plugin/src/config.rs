@@ -104,7 +104,8 @@ pub struct Cli {
     )]
     pub sweep_interval: u64,
 
-    /// Largest number of pooled database connections (Postgres).
+    /// Largest number of database connections (Postgres), the group
+    /// committers' included.
     #[arg(
         long,
         env = "MEMORY_PLUGIN_MAX_CONNECTIONS",
@@ -114,9 +115,10 @@ pub struct Cli {
     pub max_connections: u32,
 
     /// Group committers for single writes (Postgres): each gathers the
-    /// writes queued at that moment into one transaction. 0 (the default):
-    /// half the host's processors, 1 to 16, at most the pool size minus
-    /// two.
+    /// writes queued at that moment into one transaction, on a connection
+    /// of its own out of the pool size. 0 (the default): half the host's
+    /// processors, 1 to 16, at most the pool size minus two; a number
+    /// given leaves at least one connection for reads.
     #[arg(
         long,
         env = "MEMORY_PLUGIN_WRITE_COMMITTERS",

@@ -301,3 +301,148 @@ async fn statistics_are_gathered_after_a_bulk_load() {
     .unwrap();
     assert_eq!(estimated, 1100.0);
 }
+
+/// The plan the committers' sessions use for the write statement, for a
+/// group of one write (the plan is the same for any group: it is made once
+/// per session, without looking at the values).
+async fn write_plan(conn: &mut sqlx::PgConnection) -> String {
+    use memory_plugin::store::postgres::INSERT_SQL;
+    sqlx::query(&format!(
+        "PREPARE bench_write(uuid[], text[], text[], text[], text[], timestamptz[], jsonb[], bool[], timestamptz[]) AS {INSERT_SQL}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .expect("prepare the write statement");
+    let lines: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN EXECUTE bench_write(ARRAY[gen_random_uuid()], ARRAY['workspace:ns-7'], ARRAY['x'],
+             ARRAY['fact'], ARRAY['agent'], ARRAY[NULL]::timestamptz[], ARRAY[NULL]::jsonb[],
+             ARRAY[false], ARRAY[NULL]::timestamptz[])",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain the write statement");
+    sqlx::query("DEALLOCATE bench_write")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn committers_plan_the_write_once_and_look_each_namespace_up_by_its_key() {
+    let db = memory_testkit::pg15().await;
+    let store = pg::connect(&db, PgOptions::default()).await;
+    // Enough namespaces that reading the whole table would be a real cost,
+    // and few enough that a plan made without the group's values would
+    // read it, were the namespaces joined rather than looked up.
+    sqlx::query(
+        "INSERT INTO memory_namespaces (name, kind)
+         SELECT 'workspace:ns-' || g, 'workspace' FROM generate_series(1, 2000) g",
+    )
+    .execute(store.pool())
+    .await
+    .expect("namespaces");
+    sqlx::query("ANALYZE memory_namespaces")
+        .execute(store.pool())
+        .await
+        .expect("analyze");
+
+    let mut writer = store.writer_pool().acquire().await.expect("writer");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&mut *writer)
+        .await
+        .expect("show");
+    assert_eq!(mode, "force_generic_plan");
+    let plan = write_plan(&mut writer).await;
+    assert!(
+        plan.contains("Index Scan using memory_namespaces_pkey"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on memory_namespaces"), "{plan}");
+    drop(writer);
+
+    // The readers' sessions keep choosing a plan per search.
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(store.pool())
+        .await
+        .expect("show");
+    assert_eq!(mode, "auto");
+
+    // And writes through the committers land.
+    let ack = store
+        .write_memory("workspace:ns-7", &common::cases::fact("the plan holds"))
+        .await
+        .expect("write");
+    assert_eq!(ack.namespace, "workspace:ns-7");
+    let refused = store
+        .write_memory("workspace:ns-9999", &common::cases::fact("nowhere"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+}
+
+/// Sessions of this store open on the database (the pool's and the
+/// committers' together).
+async fn sessions(store: &memory_plugin::store::postgres::PgStore) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = 'memory-plugin' AND datname = current_database()",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count sessions")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committers_connections_count_in_the_pool_size() {
+    for max_connections in [1u32, 3] {
+        let db = memory_testkit::pg15().await;
+        let store = Arc::new(
+            pg::connect(
+                &db,
+                PgOptions {
+                    max_connections,
+                    ..PgOptions::default()
+                },
+            )
+            .await,
+        );
+        common::cases::make_namespace(store.as_ref(), "workspace:cap").await;
+        // Writes and reads at once, more of each than the pool has.
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let text = format!("capped write {i}");
+                store
+                    .write_memory("workspace:cap", &common::cases::fact(&text))
+                    .await
+                    .expect("write");
+                store
+                    .list_memories("workspace:cap", None, 10)
+                    .await
+                    .expect("list");
+            }));
+        }
+        let mut most = 0;
+        for task in tasks {
+            most = most.max(sessions(&store).await);
+            task.await.expect("task");
+        }
+        most = most.max(sessions(&store).await);
+        assert!(
+            most >= 1 && most <= i64::from(max_connections),
+            "{most} sessions for a pool of {max_connections}"
+        );
+        let stats = store.pool_stats();
+        assert_eq!(stats.max, max_connections);
+        assert!(stats.size <= max_connections, "{stats:?}");
+        let listed = store
+            .list_memories("workspace:cap", None, 100)
+            .await
+            .expect("list");
+        assert_eq!(listed.memories.len(), 24);
+    }
+}

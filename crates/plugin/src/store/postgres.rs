@@ -138,11 +138,14 @@ pub struct PgOptions {
     pub embedding_dim: usize,
     /// Apply migrations at start. When false, the schema must already exist.
     pub migrate: bool,
-    /// Largest number of pooled connections.
+    /// Largest number of connections the store opens, the group
+    /// committers' included.
     pub max_connections: u32,
-    /// Group committers for single writes; `None`: half the host's
-    /// processors, between 1 and 16, at most the pool's size minus two
-    /// (see `group::committers`).
+    /// Group committers for single writes, each with a connection of its
+    /// own out of `max_connections`; `None`: half the host's processors,
+    /// between 1 and 16, at most the pool's size minus two; a requested
+    /// number leaves at least one connection for reads (see
+    /// `group::committers`).
     pub write_committers: Option<usize>,
 }
 
@@ -162,13 +165,18 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The group committers' connections, whose sessions plan the write
+    /// statement once (see [`WRITE_SESSION_SETTING`]); `None` when the pool
+    /// size (1) leaves no room for them, and the committer shares `pool`.
+    writer: Option<PgPool>,
     embedding: bool,
     embedding_dim: usize,
     /// pgvector 0.8+: filtered HNSW scans continue until `LIMIT` rows match.
     iterative_scan: bool,
     max_connections: u32,
-    /// Requested group committers (`PgOptions::write_committers`).
-    committers: Option<usize>,
+    /// Group committers, each with a connection of `writer` while its
+    /// group is in flight.
+    committers: usize,
     /// Background upkeep (pending list, statistics), told of every row written.
     upkeep: upkeep::Upkeep,
     /// Queue of single writes to the group committers; `None` in the
@@ -236,33 +244,47 @@ impl PgStore {
             "SET search_path TO {}",
             search_path(&opts.schema, vector.extension_schema.as_deref())
         );
-        let pool = PgPoolOptions::new()
-            .max_connections(opts.max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            // No ping before each use: it is a round trip of its own, which
-            // doubled the cost of a one-statement request. A connection that
-            // died while idle fails its statement instead (503; a write
-            // group is run again, up to three times).
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    conn.execute(search_path.as_str()).await?;
-                    Ok(())
-                })
-            })
-            .connect_with(connect_opts)
+        let committers = group::committers(
+            opts.max_connections,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            opts.write_committers,
+        );
+        // The committers' connections come out of the pool size; one
+        // connection alone is shared (its writes are then planned as the
+        // reads are).
+        let split = opts.max_connections >= 2;
+        let readers = match split {
+            true => opts.max_connections - committers as u32,
+            false => opts.max_connections,
+        };
+        let pool = open_pool(readers, search_path.clone(), &connect_opts)
             .await
-            .map_err(|e| scrub(db_error("cannot connect to Postgres", e)))?;
+            .map_err(scrub)?;
+        let writer = match split {
+            true => Some(
+                open_pool(
+                    committers as u32,
+                    format!(
+                        "{search_path}; SET {} = {}",
+                        WRITE_SESSION_SETTING.0, WRITE_SESSION_SETTING.1
+                    ),
+                    &connect_opts,
+                )
+                .await
+                .map_err(scrub)?,
+            ),
+            false => None,
+        };
 
         let upkeep = upkeep::Upkeep::start(pool.clone());
         let mut store = PgStore {
             pool,
+            writer,
             embedding: vector.enabled,
             embedding_dim: opts.embedding_dim,
             iterative_scan: vector.iterative_scan,
             max_connections: opts.max_connections,
-            committers: opts.write_committers,
+            committers,
             upkeep,
             group: None,
         };
@@ -273,6 +295,12 @@ impl PgStore {
     /// The connection pool, for callers that need raw access (tests, tools).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The group committers' connection pool ([`PgStore::pool`] when the
+    /// pool size is 1); public for tests.
+    pub fn writer_pool(&self) -> &PgPool {
+        self.writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// Refuses an embedding this store cannot take.
@@ -470,7 +498,11 @@ struct PreparedRow<'a> {
 
 /// The write statement. Input arrays are unnested into rows; only rows whose
 /// namespace is live are inserted (the `FOR KEY SHARE` lock keeps those
-/// namespaces from being deleted until commit). An existing id is updated
+/// namespaces from being deleted until commit). Each distinct namespace of
+/// the input is looked up by its key, one index probe each, whatever the
+/// plan's row estimates: written as a join, the plan made once for every
+/// group (see [`WRITE_SESSION_SETTING`]) read the whole namespace table for
+/// each group when it held about a thousand namespaces (0.25 ms a group). An existing id is updated
 /// only when it lives in the same namespace; otherwise no row comes back and
 /// the caller reports a conflict (a memory is never moved, even once
 /// expired).
@@ -491,10 +523,14 @@ macro_rules! insert_sql {
             ")
             ),
             live AS (
-                SELECT name FROM memory_namespaces
-                WHERE name IN (SELECT namespace FROM input)
-                  AND (expires_at IS NULL OR expires_at > now())
-                FOR KEY SHARE
+                SELECT n.name
+                FROM (SELECT DISTINCT namespace FROM input) w
+                CROSS JOIN LATERAL (
+                    SELECT name FROM memory_namespaces
+                    WHERE name = w.namespace
+                      AND (expires_at IS NULL OR expires_at > now())
+                    FOR KEY SHARE
+                ) n
             )
             INSERT INTO memory_records AS m
                 (id, namespace, content, kind, source, expires_at, propagation, pin, created_at",
@@ -523,6 +559,43 @@ macro_rules! insert_sql {
             RETURNING m.id"
         )
     };
+}
+
+/// What every group committer's session sets once connected: the write
+/// statement is planned once per session, for any group (a generic plan),
+/// instead of again for each group. Left to choose, Postgres plans each
+/// group anew whenever it expects a plan made for the group's own size to
+/// be cheaper, which costs about as much as running the statement (0.2-0.3
+/// ms here). The statement's plan does not depend on the values written: it
+/// unnests the group, looks each namespace up by its key and inserts. Public
+/// so that benchmarks run the statement as the store does.
+pub const WRITE_SESSION_SETTING: (&str, &str) = ("plan_cache_mode", "force_generic_plan");
+
+/// A pool of at most `max` connections, each running `setup` (one or more
+/// `SET` statements) once connected.
+async fn open_pool(
+    max: u32,
+    setup: String,
+    connect_opts: &PgConnectOptions,
+) -> StoreResult<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        // No ping before each use: it is a round trip of its own, which
+        // doubled the cost of a one-statement request. A connection that
+        // died while idle fails its statement instead (503; a write group
+        // is run again, up to three times).
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            let setup = setup.clone();
+            Box::pin(async move {
+                conn.execute(setup.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_with(connect_opts.clone())
+        .await
+        .map_err(|e| db_error("cannot connect to Postgres", e))
 }
 
 /// The write statement for a database without pgvector. Public so that
@@ -966,8 +1039,11 @@ impl Store for PgStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let pools = std::iter::once(&self.pool).chain(self.writer.as_ref());
+        let (size, idle) = pools.fold((0u32, 0u32), |(size, idle), pool| {
+            let pool_idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            (size + pool.size(), idle.saturating_add(pool_idle))
+        });
         PoolStats {
             size,
             idle,

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Committers for a pool of `max_connections` on a host with `cpus`
-/// processors, unless `requested` names a number (then that, at most the
-/// pool's size).
+/// processors, unless `requested` names a number (then that, leaving at
+/// least one connection for reads).
 ///
 /// Each committer's group is one statement, run by one database backend
 /// on one core. Groups in flight at the same time share log flushes, but
@@ -43,17 +43,18 @@ use uuid::Uuid;
 /// what the database can run in parallel only cut the same writes into
 /// smaller groups. The default is therefore half the host's processors
 /// (the database usually shares or mirrors them), at least one, at most
-/// 16, and never more than the pool's size minus two, so that two
-/// connections stay free for reads (a committer holds its connection only
-/// while its group is in flight). A committer takes the first write that
-/// arrives at once (a lone writer waits for nothing), so a group grows only
-/// while every committer is busy. On a 2-processor host that is one
+/// 16, and never more than the pool's size minus two. Each committer has
+/// a connection of its own, taken out of the pool's size (see
+/// [`super::WRITE_SESSION_SETTING`]), so at least two stay for reads; a pool
+/// of one connection shares it. A committer takes the first write that
+/// arrives at once (a lone writer waits for nothing), so a group grows
+/// only while every committer is busy. On a 2-processor host that is one
 /// committer, which gathered 1.1-1.3 times the writes of two and 1.3-1.5
 /// times those of four, at 8 and at 32 writers (see README).
 pub(crate) fn committers(max_connections: u32, cpus: usize, requested: Option<usize>) -> usize {
     let pool = (max_connections as usize).max(1);
     match requested {
-        Some(n) => n.clamp(1, pool),
+        Some(n) => n.clamp(1, pool.saturating_sub(1).max(1)),
         None => (cpus / 2).clamp(1, 16).min(pool.saturating_sub(2).max(1)),
     }
 }
@@ -61,11 +62,7 @@ pub(crate) fn committers(max_connections: u32, cpus: usize, requested: Option<us
 /// Starts the committers of `store` (which must not hold a queue itself).
 pub(super) fn start(store: &PgStore) -> GroupQueue {
     GroupQueue::start(
-        committers(
-            store.max_connections,
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-            store.committers,
-        ),
+        store.committers,
         Arc::new(store.clone()) as Arc<dyn GroupWriter>,
     )
 }
@@ -157,7 +154,7 @@ impl PgStore {
         let rows: Vec<PreparedRow<'_>> = members.iter().map(|&i| row(writes, ids, i)).collect();
         let mut attempt = 0;
         loop {
-            match self.insert_rows_on(&self.pool, &rows).await {
+            match self.insert_rows_on(self.writer_pool(), &rows).await {
                 Err(StoreError::Unavailable(e)) if attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "write group failed; running it again");
@@ -178,7 +175,7 @@ impl PgStore {
         members: &[usize],
     ) -> StoreResult<Vec<Outcome>> {
         let mut tx = self
-            .pool
+            .writer_pool()
             .begin()
             .await
             .map_err(|e| super::db_error("cannot begin a write group", e))?;
@@ -311,9 +308,12 @@ mod tests {
         assert_eq!(committers(1, 8, None), 1);
         // At most 16.
         assert_eq!(committers(100, 128, None), 16);
-        // A requested number wins, within the pool.
+        // A requested number wins, leaving one connection for reads.
         assert_eq!(committers(10, 2, Some(6)), 6);
-        assert_eq!(committers(10, 2, Some(50)), 10);
+        assert_eq!(committers(10, 2, Some(50)), 9);
         assert_eq!(committers(10, 2, Some(0)), 1);
+        assert_eq!(committers(2, 2, Some(2)), 1);
+        // A pool of one is shared.
+        assert_eq!(committers(1, 2, Some(4)), 1);
     }
 }
