@@ -502,7 +502,8 @@ struct PreparedRow<'a> {
 /// the input is looked up by its key, one index probe each, whatever the
 /// plan's row estimates: written as a join, the plan made once for every
 /// group (see [`WRITE_SESSION_SETTING`]) read the whole namespace table for
-/// each group when it held about a thousand namespaces (0.25 ms a group). An existing id is updated
+/// each group when it held about a thousand namespaces (0.25 ms a group).
+/// An existing id is updated
 /// only when it lives in the same namespace; otherwise no row comes back and
 /// the caller reports a conflict (a memory is never moved, even once
 /// expired).
