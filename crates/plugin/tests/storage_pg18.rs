@@ -245,6 +245,108 @@ async fn semantic_search_of_large_namespace_uses_the_index_and_finds_the_nearest
     assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
 }
 
+/// Semantic search ranks exactly whichever way it goes: answered by its
+/// first statement (1,000 candidates, the most it answers alone), one past
+/// it (1,001: counted, then compared), and well past it (2,500). Each
+/// answer is the brute-force top 10 of the namespace, with its cosine
+/// similarities, although another namespace holds rows equal to the probe.
+#[tokio::test]
+async fn semantic_search_is_exact_on_both_sides_of_the_first_pass() {
+    use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite};
+    let db = memory_testkit::pg18().await;
+    let store = pg::connect(&db, pg::suite_options()).await;
+    let dim = store.features().embedding_dim;
+    let pseudo_random = |seed: usize| -> Vec<f32> {
+        let mut x = (seed as u64 + 7).wrapping_mul(0x9e3779b97f4a7c15);
+        (0..dim)
+            .map(|_| {
+                x ^= x >> 29;
+                x = x.wrapping_mul(0xbf58476d1ce4e5b9);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    };
+    let cosine = |a: &[f32], b: &[f32]| -> f64 {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    let probe = pseudo_random(1_000_000);
+    common::cases::make_namespace(&store, "team:decoys").await;
+    let decoys: Vec<BatchWrite> = (0..50)
+        .map(|i| {
+            let mut w =
+                MemoryWrite::new(format!("decoy {i}"), MemoryKind::Fact, MemorySource::Agent);
+            w.embedding = Some(probe.clone());
+            BatchWrite {
+                namespace: "team:decoys".to_string(),
+                write: w,
+            }
+        })
+        .collect();
+    assert!(store
+        .write_batch(&decoys)
+        .await
+        .expect("batch")
+        .iter()
+        .all(|r| r.is_ok()));
+    for (n, offset) in [(1_000usize, 0usize), (1_001, 10_000), (2_500, 20_000)] {
+        let namespace = format!("workspace:n{n}");
+        common::cases::make_namespace(&store, &namespace).await;
+        let rows: Vec<(String, Vec<f32>)> = (0..n)
+            .map(|i| (format!("{n} row {i}"), pseudo_random(offset + i)))
+            .collect();
+        let writes: Vec<BatchWrite> = rows
+            .iter()
+            .map(|(content, v)| {
+                let mut w =
+                    MemoryWrite::new(content.clone(), MemoryKind::Fact, MemorySource::Agent);
+                w.embedding = Some(v.clone());
+                BatchWrite {
+                    namespace: namespace.clone(),
+                    write: w,
+                }
+            })
+            .collect();
+        for chunk in writes.chunks(1000) {
+            assert!(store
+                .write_batch(chunk)
+                .await
+                .expect("batch")
+                .iter()
+                .all(|r| r.is_ok()));
+        }
+        let mut expected: Vec<(f64, &str)> = rows
+            .iter()
+            .map(|(content, v)| (cosine(&probe, v), content.as_str()))
+            .collect();
+        expected.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let found = store
+            .search(&memory_plugin::store::SearchQuery {
+                namespaces: vec![namespace.clone()],
+                query: None,
+                kinds: Vec::new(),
+                limit: 10,
+                embedding: Some(probe.clone()),
+            })
+            .await
+            .expect("search");
+        assert_eq!(found.len(), 10, "{n} candidates");
+        for (memory, (similarity, content)) in found.iter().zip(&expected) {
+            assert_eq!(memory.content, *content, "{n} candidates");
+            let score = memory.score.expect("score");
+            assert!(
+                (score - similarity).abs() < 1e-5,
+                "{n} candidates: {score} against {similarity}"
+            );
+        }
+    }
+}
+
 /// Uses a private cluster (PostgreSQL 18 binaries) that the test stops and starts.
 #[tokio::test]
 async fn store_is_unavailable_while_the_database_is_down_and_recovers() {

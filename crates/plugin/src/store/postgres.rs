@@ -59,6 +59,13 @@ pub const EMBEDDING_INDEX_SQL: &str = include_str!("../../migrations/postgres/em
 /// with an embedding in the searched namespaces, and uses HNSW above it.
 const EXACT_SEARCH_MAX_ROWS: i64 = 10_000;
 
+/// Semantic search first compares up to this many candidates in one
+/// statement, which answers outright when they are all the candidates
+/// there are (the common case: an agent's namespaces hold hundreds of
+/// memories); only above it does the search count the candidates and
+/// choose between the exact comparison and the HNSW index.
+const FIRST_PASS_MAX_ROWS: i64 = 1_000;
+
 /// pgvector's largest dimension for an HNSW index on `vector`.
 const HNSW_MAX_DIM: usize = 2000;
 
@@ -90,6 +97,28 @@ const SEARCH_FILTER: &str = "namespace = ANY($1)
 /// namespace of 200,000 memories.
 pub fn recent_search_sql() -> String {
     newest_first_sql("")
+}
+
+/// Semantic search's first pass ([`PgStore::semantic_search`]): the
+/// distances of at most `$5` candidates (`$4` the query vector), the best
+/// `$3` of them with their score, and on every row how many it compared
+/// (`candidates`). `MATERIALIZED` keeps the planner from ordering by the
+/// HNSW index, which yields only its nearest rows before the namespace
+/// filter.
+fn first_pass_semantic_sql() -> String {
+    format!(
+        "WITH compared AS MATERIALIZED (
+             SELECT {MEMORY_COLUMNS}, embedding <=> $4::vector AS distance
+             FROM memory_records
+             WHERE {SEARCH_FILTER} AND embedding IS NOT NULL
+             LIMIT $5
+         )
+         SELECT {MEMORY_COLUMNS}, 1 - distance AS score,
+                (SELECT count(*) FROM compared) AS candidates
+         FROM compared
+         ORDER BY distance, id
+         LIMIT $3"
+    )
 }
 
 /// The merge of per-namespace index scans behind [`recent_search_sql`]
@@ -406,12 +435,49 @@ impl PgStore {
     /// namespaces hold at most [`EXACT_SEARCH_MAX_ROWS`] rows with an
     /// embedding, every one is compared (exact); only above that does the
     /// HNSW index serve the search, with iterative scanning where pgvector
-    /// has it.
+    /// has it. Up to [`FIRST_PASS_MAX_ROWS`] candidates, one statement
+    /// counts and compares them at once.
     async fn semantic_search(
         &self,
         query: &SearchQuery,
         kinds: &[&str],
         embedding: &[f32],
+    ) -> StoreResult<Vec<Memory>> {
+        let literal = vector_literal(embedding);
+        // One statement, one round trip, one read of the candidates: it
+        // compares at most FIRST_PASS_MAX_ROWS + 1 of them and says how many
+        // it found; when that is not more than FIRST_PASS_MAX_ROWS, they were
+        // all, and its ranking is the exact one.
+        let rows = sqlx::query(&first_pass_semantic_sql())
+            .bind(&query.namespaces)
+            .bind(kinds)
+            .bind(i64::from(query.limit))
+            .bind(&literal)
+            .bind(FIRST_PASS_MAX_ROWS + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("search failed", e))?;
+        let compared: i64 = match rows.first() {
+            Some(row) => row
+                .try_get("candidates")
+                .map_err(|e| db_error("cannot read candidates", e))?,
+            None => 0,
+        };
+        if compared <= FIRST_PASS_MAX_ROWS {
+            return rows.iter().map(memory_from_row).collect();
+        }
+        self.large_semantic_search(query, kinds, &literal).await
+    }
+
+    /// [`PgStore::semantic_search`] when the searched namespaces hold more
+    /// than [`FIRST_PASS_MAX_ROWS`] candidates: counts them up to
+    /// [`EXACT_SEARCH_MAX_ROWS`] and compares every one below it, or lets
+    /// the HNSW index serve the search above it.
+    async fn large_semantic_search(
+        &self,
+        query: &SearchQuery,
+        kinds: &[&str],
+        literal: &str,
     ) -> StoreResult<Vec<Memory>> {
         let mut tx = self
             .pool
@@ -466,7 +532,7 @@ impl PgStore {
             .bind(&query.namespaces)
             .bind(kinds)
             .bind(i64::from(query.limit))
-            .bind(vector_literal(embedding))
+            .bind(literal)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| db_error("search failed", e))?;
