@@ -181,25 +181,21 @@ impl Mode {
 }
 
 use memory_plugin::store::postgres::{
-    full_text_search_sql, recent_search_sql, substring_search_sql,
-    SEARCH_COLUMNS_SQL as MEMORY_COLUMNS, SEARCH_FILTER_SQL as FILTER,
+    first_pass_semantic_sql, full_text_search_sql, recent_search_sql, substring_search_sql,
+    FIRST_PASS_MAX_ROWS, SEARCH_COLUMNS_SQL as MEMORY_COLUMNS,
 };
 
 /// The plugin's search statement for `mode`: the store's own statements
-/// (`memory_plugin::store::postgres`), the semantic one built from its
-/// column list and filter; `$4` is the
-/// query text (escaped by the store's `substring_argument` for ILIKE) or
-/// the vector literal. The semantic statement is the store's HNSW form
-/// (the store compares every row exactly below 10,000 candidates).
+/// (`memory_plugin::store::postgres`); `$4` is the query text (escaped by
+/// the store's `substring_argument` for ILIKE) or the vector literal. The
+/// semantic statement is the store's first pass, which answers every
+/// search of up to `FIRST_PASS_MAX_ROWS` candidates (the benchmark's
+/// namespaces hold a few hundred), with that bound written into it.
 pub fn search_sql(mode: Mode) -> String {
     match mode {
-        Mode::Semantic => format!(
-            "SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $4::vector) AS score
-             FROM memory_records
-             WHERE {FILTER} AND embedding IS NOT NULL
-             ORDER BY embedding <=> $4::vector, id
-             LIMIT $3"
-        ),
+        Mode::Semantic => {
+            first_pass_semantic_sql().replace("$5", &(FIRST_PASS_MAX_ROWS + 1).to_string())
+        }
         Mode::FullText => full_text_search_sql(),
         Mode::Substring => substring_search_sql(),
         Mode::Recent => recent_search_sql(),

@@ -64,7 +64,7 @@ const EXACT_SEARCH_MAX_ROWS: i64 = 10_000;
 /// there are (the common case: an agent's namespaces hold hundreds of
 /// memories); only above it does the search count the candidates and
 /// choose between the exact comparison and the HNSW index.
-const FIRST_PASS_MAX_ROWS: i64 = 1_000;
+pub const FIRST_PASS_MAX_ROWS: i64 = 1_000;
 
 /// pgvector's largest dimension for an HNSW index on `vector`.
 const HNSW_MAX_DIM: usize = 2000;
@@ -104,8 +104,8 @@ pub fn recent_search_sql() -> String {
 /// `$3` of them with their score, and on every row how many it compared
 /// (`candidates`). `MATERIALIZED` keeps the planner from ordering by the
 /// HNSW index, which yields only its nearest rows before the namespace
-/// filter.
-fn first_pass_semantic_sql() -> String {
+/// filter. Public so that benchmarks run the statement the store runs.
+pub fn first_pass_semantic_sql() -> String {
     format!(
         "WITH compared AS MATERIALIZED (
              SELECT {MEMORY_COLUMNS}, embedding <=> $4::vector AS distance
@@ -1536,10 +1536,6 @@ fn scrub_error(e: StoreError, password: Option<&str>) -> StoreError {
 /// The columns every search returns, in row order (before `score`). Public
 /// so that benchmarks build their floors from the store's own pieces.
 pub const SEARCH_COLUMNS_SQL: &str = MEMORY_COLUMNS;
-
-/// The filter every search mode shares: namespaces `$1`, kinds `$2`, live
-/// rows in live namespaces. Public for the same reason.
-pub const SEARCH_FILTER_SQL: &str = SEARCH_FILTER;
 
 /// The full-text search statement: namespaces `$1`, kinds `$2`, limit `$3`,
 /// query text `$4` (websearch syntax, English).
