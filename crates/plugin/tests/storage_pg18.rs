@@ -182,6 +182,18 @@ async fn semantic_search_of_small_namespace_finds_rows_past_the_hnsw_candidates(
     assert_eq!(contents, ["small 0", "small 1", "small 2"]);
 }
 
+/// A vector of `dim` components in [-0.5, 0.5), the same for the same seed.
+fn pseudo_random_vector(seed: usize, dim: usize) -> Vec<f32> {
+    let mut x = (seed as u64 + 1).wrapping_mul(0x9e3779b97f4a7c15);
+    (0..dim)
+        .map(|_| {
+            x ^= x >> 31;
+            x = x.wrapping_mul(0xbf58476d1ce4e5b9);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
 /// Above the exact-search threshold the HNSW index serves the search (with
 /// iterative scanning); an exact match planted among many rows ranks first.
 #[tokio::test]
@@ -191,16 +203,7 @@ async fn semantic_search_of_large_namespace_uses_the_index_and_finds_the_nearest
     let store = pg::connect(&db, pg::suite_options()).await;
     let dim = store.features().embedding_dim;
     common::cases::make_namespace(&store, "org:large").await;
-    let pseudo_random = |seed: usize| -> Vec<f32> {
-        let mut x = (seed as u64 + 1).wrapping_mul(0x9e3779b97f4a7c15);
-        (0..dim)
-            .map(|_| {
-                x ^= x >> 31;
-                x = x.wrapping_mul(0xbf58476d1ce4e5b9);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
-    };
+    let pseudo_random = |seed: usize| pseudo_random_vector(seed, dim);
     let probe = pseudo_random(999_999);
     let mut writes: Vec<BatchWrite> = (0..10_500)
         .map(|i| {
@@ -256,16 +259,7 @@ async fn semantic_search_is_exact_on_both_sides_of_the_first_pass() {
     let db = memory_testkit::pg18().await;
     let store = pg::connect(&db, pg::suite_options()).await;
     let dim = store.features().embedding_dim;
-    let pseudo_random = |seed: usize| -> Vec<f32> {
-        let mut x = (seed as u64 + 7).wrapping_mul(0x9e3779b97f4a7c15);
-        (0..dim)
-            .map(|_| {
-                x ^= x >> 29;
-                x = x.wrapping_mul(0xbf58476d1ce4e5b9);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
-    };
+    let pseudo_random = |seed: usize| pseudo_random_vector(seed, dim);
     let cosine = |a: &[f32], b: &[f32]| -> f64 {
         let dot: f64 = a
             .iter()
