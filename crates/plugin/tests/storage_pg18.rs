@@ -260,15 +260,6 @@ async fn semantic_search_is_exact_on_both_sides_of_the_first_pass() {
     let store = pg::connect(&db, pg::suite_options()).await;
     let dim = store.features().embedding_dim;
     let pseudo_random = |seed: usize| pseudo_random_vector(seed, dim);
-    let cosine = |a: &[f32], b: &[f32]| -> f64 {
-        let dot: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| f64::from(*x) * f64::from(*y))
-            .sum();
-        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-        dot / (norm(a) * norm(b))
-    };
     let probe = pseudo_random(1_000_000);
     common::cases::make_namespace(&store, "team:decoys").await;
     let decoys: Vec<BatchWrite> = (0..50)
@@ -316,7 +307,12 @@ async fn semantic_search_is_exact_on_both_sides_of_the_first_pass() {
         }
         let mut expected: Vec<(f64, &str)> = rows
             .iter()
-            .map(|(content, v)| (cosine(&probe, v), content.as_str()))
+            .map(|(content, v)| {
+                (
+                    common::cases::cosine_similarity(&probe, v),
+                    content.as_str(),
+                )
+            })
             .collect();
         expected.sort_by(|a, b| b.0.total_cmp(&a.0));
         let found = store

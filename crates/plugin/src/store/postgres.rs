@@ -61,8 +61,8 @@ const EXACT_SEARCH_MAX_ROWS: i64 = 10_000;
 
 /// Semantic search first compares up to this many candidates in one
 /// statement, which answers outright when they are all the candidates
-/// there are (the common case: an agent's namespaces hold hundreds of
-/// memories); only above it does the search count the candidates and
+/// there are (in the benchmark's data set, a search's three namespaces
+/// hold a few hundred); only above it does the search count the candidates and
 /// choose between the exact comparison and the HNSW index.
 pub const FIRST_PASS_MAX_ROWS: i64 = 1_000;
 

@@ -1455,7 +1455,8 @@ fn axis_vector(dim: usize, weights: &[(usize, f32)]) -> Vec<f32> {
     v
 }
 
-fn cosine_similarity(a: &[f32], b: &[f32]) -> f64 {
+/// Cosine similarity in `f64`, as the stores compute it.
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
         .zip(b)
