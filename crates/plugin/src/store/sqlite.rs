@@ -483,7 +483,7 @@ impl SqliteStore {
             None
         } else {
             Some(Arc::new(
-                checkpoint::Checkpointer::start(writer_options)
+                checkpoint::Checkpointer::start(writer_options, writer.clone())
                     .await
                     .map_err(open_error)?,
             ))
