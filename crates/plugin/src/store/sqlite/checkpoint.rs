@@ -112,7 +112,12 @@ async fn run(pool: SqlitePool, writer: SqlitePool, wal: PathBuf) {
             }
             continue;
         };
-        if holds.may_hold(frames, log_generation(&wal).await) {
+        // The WAL header matters only to tell how the last hold went.
+        let generation = match holds.awaiting() {
+            true => log_generation(&wal).await,
+            false => None,
+        };
+        if holds.may_hold(frames, generation) {
             holds.held(restart_log(&pool, &writer, &wal, frames).await);
         }
     }
@@ -151,8 +156,15 @@ struct Holds {
 const MAX_WAIT_TICKS: u32 = 50;
 
 impl Holds {
+    /// Whether a hold's outcome is still to be told (by the log's
+    /// generation at a later tick).
+    fn awaiting(&self) -> bool {
+        self.last.is_some()
+    }
+
     /// Whether to bring a log of `frames` frames, of generation
-    /// `generation`, back to its start now.
+    /// `generation` (read only while [`Holds::awaiting`]), back to its
+    /// start now.
     fn may_hold(&mut self, frames: i64, generation: Option<u32>) -> bool {
         if let Some((last, held_frames)) = self.last {
             if generation != Some(last) {
