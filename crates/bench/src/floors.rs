@@ -185,20 +185,39 @@ use memory_plugin::store::postgres::{
     FIRST_PASS_MAX_ROWS, SEARCH_COLUMNS_SQL as MEMORY_COLUMNS,
 };
 
+/// A search statement of the benchmark, and the value of its `$5` when it
+/// has one: the semantic first pass's bound on the candidates it compares,
+/// bound as the store binds it.
+#[derive(Debug, Clone)]
+pub struct SearchStatement {
+    pub sql: String,
+    pub max_candidates: Option<i64>,
+}
+
+impl SearchStatement {
+    fn plain(sql: String) -> SearchStatement {
+        SearchStatement {
+            sql,
+            max_candidates: None,
+        }
+    }
+}
+
 /// The plugin's search statement for `mode`: the store's own statements
 /// (`memory_plugin::store::postgres`); `$4` is the query text (escaped by
 /// the store's `substring_argument` for ILIKE) or the vector literal. The
 /// semantic statement is the store's first pass, which answers every
 /// search of up to `FIRST_PASS_MAX_ROWS` candidates (the benchmark's
-/// namespaces hold a few hundred), with that bound written into it.
-pub fn search_sql(mode: Mode) -> String {
+/// namespaces hold a few hundred), with `$5` bound to the store's value.
+pub fn search_sql(mode: Mode) -> SearchStatement {
     match mode {
-        Mode::Semantic => {
-            first_pass_semantic_sql().replace("$5", &(FIRST_PASS_MAX_ROWS + 1).to_string())
-        }
-        Mode::FullText => full_text_search_sql(),
-        Mode::Substring => substring_search_sql(),
-        Mode::Recent => recent_search_sql(),
+        Mode::Semantic => SearchStatement {
+            sql: first_pass_semantic_sql(),
+            max_candidates: Some(FIRST_PASS_MAX_ROWS + 1),
+        },
+        Mode::FullText => SearchStatement::plain(full_text_search_sql()),
+        Mode::Substring => SearchStatement::plain(substring_search_sql()),
+        Mode::Recent => SearchStatement::plain(recent_search_sql()),
     }
 }
 
@@ -206,7 +225,11 @@ pub fn search_sql(mode: Mode) -> String {
 /// over `namespace = ANY($1)` and live rows, sorted as the store sorts
 /// (no check that the namespaces themselves are live, no kind filter
 /// beyond `$2`). Parameters as in [`search_sql`].
-pub fn naive_search_sql(mode: Mode) -> String {
+pub fn naive_search_sql(mode: Mode) -> SearchStatement {
+    SearchStatement::plain(naive_sql_text(mode))
+}
+
+fn naive_sql_text(mode: Mode) -> String {
     const NAIVE_FILTER: &str = "namespace = ANY($1)
          AND (expires_at IS NULL OR expires_at > now())
          AND (cardinality($2::text[]) = 0 OR kind = ANY($2))";
@@ -249,18 +272,21 @@ pub fn naive_search_sql(mode: Mode) -> String {
 /// When the query fails.
 pub async fn search_direct(
     pool: &PgPool,
-    sql: &str,
+    statement: &SearchStatement,
     namespaces: &[String],
     text: Option<&str>,
     limit: i64,
 ) -> Result<usize> {
     let no_kinds: Vec<String> = Vec::new();
-    let mut query = sqlx::query(sql)
+    let mut query = sqlx::query(&statement.sql)
         .bind(namespaces)
         .bind(&no_kinds)
         .bind(limit);
     if let Some(text) = text {
         query = query.bind(text);
+    }
+    if let Some(bound) = statement.max_candidates {
+        query = query.bind(bound);
     }
     Ok(query.fetch_all(pool).await?.len())
 }
@@ -325,4 +351,31 @@ pub async fn search_namespace_sets(pool: &PgPool, count: i64) -> Result<Vec<Vec<
     .await
     .context("failed to pick namespaces for the search figures")?;
     Ok(rows.into_iter().map(|(a, b, c)| vec![a, b, c]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_semantic_first_pass_binds_a_candidate_bound() {
+        let semantic = search_sql(Mode::Semantic);
+        assert!(semantic.sql.contains("$5"));
+        assert_eq!(semantic.max_candidates, Some(FIRST_PASS_MAX_ROWS + 1));
+        for mode in [Mode::Recent, Mode::Substring, Mode::FullText] {
+            let store = search_sql(mode);
+            assert!(!store.sql.contains("$5"), "{}", mode.name());
+            assert_eq!(store.max_candidates, None);
+        }
+        for mode in [
+            Mode::Recent,
+            Mode::Substring,
+            Mode::FullText,
+            Mode::Semantic,
+        ] {
+            let naive = naive_search_sql(mode);
+            assert!(!naive.sql.contains("$5"), "{}", mode.name());
+            assert_eq!(naive.max_candidates, None);
+        }
+    }
 }

@@ -904,7 +904,7 @@ async fn measure_search_pg(
     sets: &[Vec<String>],
 ) -> (LoadSummary, LoadSummary, LoadSummary) {
     let sets = Arc::new(sets.to_vec());
-    let direct_with = |sql: String| {
+    let direct_with = |sql: floors::SearchStatement| {
         let pool = pool.clone();
         let sets = Arc::clone(&sets);
         let sql = Arc::new(sql);

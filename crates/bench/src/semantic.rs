@@ -169,7 +169,7 @@ async fn search(
             async move { http.search(&request).await.map(|_| ()) }
         }
     };
-    let direct_with = |sql: String| {
+    let direct_with = |sql: floors::SearchStatement| {
         let pool = pool.clone();
         let queries = Arc::clone(queries);
         let sets = Arc::clone(sets);

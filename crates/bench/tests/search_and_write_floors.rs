@@ -62,11 +62,22 @@ fn upsert(kind: NamespaceKind) -> NamespaceUpsert {
     }
 }
 
-async fn ids(pool: &sqlx::PgPool, sql: &str, names: &[String], text: Option<&str>) -> Vec<Uuid> {
+async fn ids(
+    pool: &sqlx::PgPool,
+    statement: &floors::SearchStatement,
+    names: &[String],
+    text: Option<&str>,
+) -> Vec<Uuid> {
     let no_kinds: Vec<String> = Vec::new();
-    let mut query = sqlx::query(sql).bind(names).bind(&no_kinds).bind(20i64);
+    let mut query = sqlx::query(&statement.sql)
+        .bind(names)
+        .bind(&no_kinds)
+        .bind(20i64);
     if let Some(text) = text {
         query = query.bind(text);
+    }
+    if let Some(bound) = statement.max_candidates {
+        query = query.bind(bound);
     }
     query
         .fetch_all(pool)
@@ -178,6 +189,48 @@ async fn sqlite_floor_runs_the_store_full_text_statement() {
     .await
     .unwrap();
     assert_eq!(recent, 30);
+    floor.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn sqlite_write_floor_writes_a_row_into_a_live_namespace_only() {
+    let dir = std::env::temp_dir().join(format!("bench-floor-write-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("floor.sqlite");
+    let store = SqliteStore::open(
+        &format!("sqlite:{}", file.display()),
+        SqliteOptions::default(),
+    )
+    .await
+    .unwrap();
+    make_workspaces(&store, &["workspace:a"]).await;
+    let floor = SqliteFloor::open(&file, 1).await.unwrap();
+    for content in CONTENTS {
+        sqlite_floors::insert_one(&floor, "workspace:a", content)
+            .await
+            .unwrap();
+    }
+    let missing = sqlite_floors::insert_one(&floor, "workspace:missing", "nowhere")
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("workspace:missing"),
+        "{missing}"
+    );
+    let mut stored_sorted: Vec<String> = store
+        .list_memories("workspace:a", None, 100)
+        .await
+        .unwrap()
+        .memories
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    stored_sorted.sort();
+    let mut expected: Vec<String> = CONTENTS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(stored_sorted, expected);
     floor.close().await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
