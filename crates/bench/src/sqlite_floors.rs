@@ -9,13 +9,13 @@
 
 use crate::floors::Mode;
 use anyhow::{Context, Result};
+use memory_contract::{BatchWrite, MemoryKind, MemorySource, MemoryWrite};
 use memory_plugin::store::sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::Path;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// A writer and a reader pool on one SQLite file.
 pub struct SqliteFloor {
@@ -64,41 +64,33 @@ fn now_text() -> String {
         .to_string()
 }
 
-/// One memory written with the plugin's statements: the live-namespace
-/// check and the upsert, in one transaction on the writer.
+/// One memory written as the plugin writes a group of one: its upsert
+/// statement (which writes only into a live namespace) on an array of one
+/// row built by the store, in one transaction on the writer.
 ///
 /// # Errors
 ///
 /// When a statement fails or nothing is written.
 pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> Result<()> {
-    let now = now_text();
-    // As the plugin does: take the write lock first, so the read below can
-    // never need an upgrade that another connection's commit (the plugin
-    // shares the file) would refuse at once with "database is locked".
+    let rows = sqlite::write_batch_array(&[BatchWrite {
+        namespace: namespace.to_string(),
+        write: MemoryWrite::new(content.to_string(), MemoryKind::Fact, MemorySource::Agent),
+    }])?;
+    // As the plugin does: take the write lock first, so that the statement
+    // can never need an upgrade that another connection's commit (the
+    // plugin shares the file) would refuse at once with "database is locked".
     let mut tx = floor.writer.begin_with("BEGIN IMMEDIATE").await?;
-    let live: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM memory_namespaces WHERE name = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-    )
-    .bind(namespace)
-    .bind(&now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    anyhow::ensure!(live.is_some(), "namespace {namespace} is not live");
-    let stored: Option<String> = sqlx::query_scalar(sqlite::WRITE_MEMORY_SQL)
-        .bind(Uuid::new_v4().to_string())
-        .bind(namespace)
-        .bind(content)
-        .bind("fact")
-        .bind("agent")
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(0i64)
-        .bind(None::<Vec<u8>>)
-        .bind(None::<String>)
-        .bind(&now)
-        .fetch_optional(&mut *tx)
-        .await?;
-    anyhow::ensure!(stored.is_some(), "insert wrote nothing");
+    let written = sqlx::query(sqlite::WRITE_BATCH_SQL)
+        .bind(rows)
+        .bind(now_text())
+        .bind(false)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    anyhow::ensure!(
+        written == 1,
+        "insert wrote {written} rows (is namespace {namespace} live?)"
+    );
     tx.commit().await?;
     Ok(())
 }

@@ -84,7 +84,7 @@ pub const WRITE_MEMORY_SQL: &str = "INSERT INTO memory_records
              RETURNING id";
 
 /// The batch route's upsert: many memories per statement (see `batch`).
-pub use batch::WRITE_BATCH_SQL;
+pub use batch::{write_batch_array, WRITE_BATCH_SQL};
 pub use dimension::DEFAULT_EMBEDDING_DIM;
 
 /// How long a connection waits for a lock held by another process (another

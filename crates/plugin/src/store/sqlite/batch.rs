@@ -16,8 +16,11 @@
 //! piece, in order.
 //!
 //! Semantics are those of one upsert per memory, in input order:
-//! - every check that can fail alone (dimension, timestamps, namespace)
-//!   runs first, per item, exactly as for a single write;
+//! - every check of an item's own fields (dimension, timestamps) runs
+//!   first, per item, exactly as for a single write;
+//! - the statement writes only the items whose namespace exists and is
+//!   live, in the same read of the database as the write (no statement of
+//!   its own before it);
 //! - rows are inserted in input order (`ORDER BY j.key`), so they take
 //!   their row keys in that order, as before;
 //! - an id appears at most once per statement: a repeated id starts a new
@@ -26,8 +29,9 @@
 //!   for a single write; rather than answering a row per item written (each
 //!   would cross to the async side on its own), the statement's count of
 //!   rows written is checked, and only when it falls short are the
-//!   chunk's ids looked up, those living in another namespace answering
-//!   `Conflict`;
+//!   chunk's namespaces and then ids looked up: an item whose namespace is
+//!   missing or expired answers as a single write would (`NotFound`), one
+//!   whose id lives in another namespace answers `Conflict`;
 //! - should a statement fail anyway, its items are written one by one, each
 //!   in its own transaction, so that only the failing one fails; so is text
 //!   holding a NUL character, which a JSON string would not carry through
@@ -37,7 +41,7 @@ use super::{codec, db_error, KnownNamespaces, NamespaceState, SqliteStore};
 use crate::store::{StoreError, StoreResult};
 use memory_contract::{BatchWrite, MemoryWrite, WriteAck};
 use sqlx::{Connection, SqliteConnection};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The ids among a JSON array of `[id, namespace]` pairs that live in a
@@ -49,10 +53,10 @@ const CONFLICTS_SQL: &str = "SELECT json_group_array(r.id)
 
 /// The upsert of [`super::WRITE_MEMORY_SQL`] for a JSON array of items, each
 /// `[id, namespace, content, kind, source, expires_at, propagation, pin,
-/// embedding (hex), created_at]`. `?2` is now; `?3` says whether every item
-/// of the array carries its own `created_at` (a statement never mixes the
-/// two cases: a rewrite keeps the row's creation time only when none is
-/// given).
+/// embedding (hex), created_at]`, written only where the item's namespace
+/// exists and is live. `?2` is now; `?3` says whether every item of the
+/// array carries its own `created_at` (a statement never mixes the two
+/// cases: a rewrite keeps the row's creation time only when none is given).
 pub const WRITE_BATCH_SQL: &str = "INSERT INTO memory_records
                  (id, namespace, content, kind, source, expires_at, propagation, pin, embedding,
                   created_at)
@@ -60,7 +64,9 @@ pub const WRITE_BATCH_SQL: &str = "INSERT INTO memory_records
                     j.value ->> 5, j.value ->> 6, j.value ->> 7, unhex(j.value ->> 8),
                     coalesce(j.value ->> 9, ?2)
              FROM json_each(?1) AS j
-             WHERE true
+             WHERE EXISTS (SELECT 1 FROM memory_namespaces n
+                           WHERE n.name = j.value ->> 1
+                             AND (n.expires_at IS NULL OR n.expires_at > ?2))
              ORDER BY j.key
              ON CONFLICT (id) DO UPDATE SET
                  content = excluded.content,
@@ -151,20 +157,14 @@ fn hex(bytes: &[u8]) -> String {
 /// Reads the state of every namespace the batch names, in one statement.
 async fn read_namespaces(
     conn: &mut SqliteConnection,
-    writes: &[BatchWrite],
+    names: &[&str],
     now: &str,
 ) -> StoreResult<KnownNamespaces> {
-    let names: Vec<&str> = writes
-        .iter()
-        .map(|w| w.namespace.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT name, expires_at FROM memory_namespaces
          WHERE name IN (SELECT value FROM json_each(?1))",
     )
-    .bind(super::json_list(&names))
+    .bind(super::json_list(names))
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| db_error("reading namespaces", e))?;
@@ -194,11 +194,10 @@ impl SqliteStore {
         now: &str,
         in_tx: bool,
     ) -> StoreResult<Vec<StoreResult<WriteAck>>> {
-        let known = read_namespaces(conn, writes, now).await?;
         let mut results: Vec<Option<StoreResult<WriteAck>>> = Vec::with_capacity(writes.len());
         let mut chunks: Vec<Chunk<'_>> = Vec::new();
         for (slot, item) in writes.iter().enumerate() {
-            match self.ready(slot, item, &known) {
+            match self.ready(slot, item) {
                 Ok(ready) => {
                     if !chunks.last().is_some_and(|c| c.takes(&ready)) {
                         chunks.push(Chunk::new(ready.row.9.is_some()));
@@ -219,15 +218,14 @@ impl SqliteStore {
                 write_chunk(conn, &chunk, now).await
             };
             match outcome {
-                Ok(conflicts) => {
+                Ok(mut refused) => {
                     for item in &chunk.items {
-                        results[item.slot] = Some(if conflicts.contains(&item.id) {
-                            Err(super::conflict(item.id))
-                        } else {
-                            Ok(WriteAck {
+                        results[item.slot] = Some(match refused.remove(&item.id) {
+                            Some(e) => Err(e),
+                            None => Ok(WriteAck {
                                 id: item.id,
                                 namespace: item.namespace.to_string(),
-                            })
+                            }),
                         });
                     }
                 }
@@ -282,54 +280,62 @@ impl SqliteStore {
     }
 
     /// The checks of a single write, then the item as a JSON row.
-    fn ready<'a>(
-        &self,
-        slot: usize,
-        item: &'a BatchWrite,
-        known: &KnownNamespaces,
-    ) -> StoreResult<Ready<'a>> {
-        let write = &item.write;
-        if let Some(embedding) = &write.embedding {
+    fn ready<'a>(&self, slot: usize, item: &'a BatchWrite) -> StoreResult<Ready<'a>> {
+        if let Some(embedding) = &item.write.embedding {
             self.check_dimension("embedding", embedding)?;
         }
-        let expires_at = codec::encode_opt_time("expires_at", write.expires_at)?;
-        let created_at = codec::encode_opt_time("created_at", write.created_at)?;
-        known
-            .get(&item.namespace)
-            .copied()
-            .unwrap_or(NamespaceState::Absent)
-            .require(&item.namespace)?;
-        let id = write.id.unwrap_or_else(Uuid::new_v4);
-        let embedding = write
-            .embedding
-            .as_deref()
-            .map(|e| hex(&codec::encode_embedding(e)));
-        let propagation = codec::encode_json(write.propagation.as_ref());
-        let bytes = write.content.len()
-            + item.namespace.len()
-            + embedding.as_ref().map_or(0, String::len)
-            + propagation.as_ref().map_or(0, String::len)
+        let id = item.write.id.unwrap_or_else(Uuid::new_v4);
+        let row = json_row(id, item)?;
+        let bytes = row.2.len()
+            + row.1.len()
+            + row.8.as_ref().map_or(0, String::len)
+            + row.6.as_ref().map_or(0, String::len)
             + 160;
         Ok(Ready {
             slot,
             id,
             namespace: &item.namespace,
-            row: (
-                id.to_string(),
-                &item.namespace,
-                &write.content,
-                write.kind.as_str(),
-                write.source.as_str(),
-                expires_at,
-                propagation,
-                i64::from(write.pin.unwrap_or(false)),
-                embedding,
-                created_at,
-            ),
+            row,
             bytes,
-            alone: write.content.contains('\0'),
+            alone: item.write.content.contains('\0'),
         })
     }
+}
+
+/// `item` with id `id` as a row of [`WRITE_BATCH_SQL`]'s array (its
+/// timestamps checked).
+fn json_row(id: Uuid, item: &BatchWrite) -> StoreResult<Row<'_>> {
+    let write = &item.write;
+    Ok((
+        id.to_string(),
+        &item.namespace,
+        &write.content,
+        write.kind.as_str(),
+        write.source.as_str(),
+        codec::encode_opt_time("expires_at", write.expires_at)?,
+        codec::encode_json(write.propagation.as_ref()),
+        i64::from(write.pin.unwrap_or(false)),
+        write
+            .embedding
+            .as_deref()
+            .map(|e| hex(&codec::encode_embedding(e))),
+        codec::encode_opt_time("created_at", write.created_at)?,
+    ))
+}
+
+/// The array `?1` of [`WRITE_BATCH_SQL`] for `items` (each written with its
+/// own `id`, or a new one), as the store builds it. Public so that
+/// benchmarks run the store's statement on the store's rows.
+///
+/// # Errors
+///
+/// `BadRequest` for a timestamp out of range.
+pub fn write_batch_array(items: &[BatchWrite]) -> StoreResult<String> {
+    let rows = items
+        .iter()
+        .map(|item| json_row(item.write.id.unwrap_or_else(Uuid::new_v4), item))
+        .collect::<StoreResult<Vec<_>>>()?;
+    serde_json::to_string(&rows).map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))
 }
 
 fn parse_ids(json: &str) -> StoreResult<HashSet<Uuid>> {
@@ -339,13 +345,14 @@ fn parse_ids(json: &str) -> StoreResult<HashSet<Uuid>> {
         .collect())
 }
 
-/// Writes one chunk; the ids it left alone because they live in another
-/// namespace.
+/// Writes one chunk; the items it left alone, by id, with their answers:
+/// those whose namespace is missing or expired, then those whose id lives
+/// in another namespace.
 async fn write_chunk(
     conn: &mut SqliteConnection,
     chunk: &Chunk<'_>,
     now: &str,
-) -> StoreResult<HashSet<Uuid>> {
+) -> StoreResult<HashMap<Uuid, StoreError>> {
     let rows: Vec<&Row<'_>> = chunk.items.iter().map(|i| &i.row).collect();
     let json = serde_json::to_string(&rows)
         .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))?;
@@ -357,16 +364,36 @@ async fn write_chunk(
         .await
         .map_err(|e| db_error("writing a batch", e))?
         .rows_affected();
+    let mut refused = HashMap::new();
     if written == chunk.items.len() as u64 {
-        return Ok(HashSet::new());
+        return Ok(refused);
     }
-    // The upsert's WHERE left some rows alone: those ids live in another
-    // namespace.
-    let pairs: Vec<(&str, &str)> = chunk
+    // The statement left some items alone: their namespace is not live, or
+    // (the upsert's WHERE) their id lives in another namespace.
+    let names: Vec<&str> = chunk
         .items
         .iter()
-        .map(|i| (i.row.0.as_str(), i.namespace))
+        .map(|i| i.namespace)
+        .collect::<HashSet<_>>()
+        .into_iter()
         .collect();
+    let known = read_namespaces(conn, &names, now).await?;
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for item in &chunk.items {
+        let state = known
+            .get(item.namespace)
+            .copied()
+            .unwrap_or(NamespaceState::Absent);
+        match state.require(item.namespace) {
+            Ok(()) => pairs.push((item.row.0.as_str(), item.namespace)),
+            Err(e) => {
+                refused.insert(item.id, e);
+            }
+        }
+    }
+    if written as usize + refused.len() == chunk.items.len() {
+        return Ok(refused);
+    }
     let pairs = serde_json::to_string(&pairs)
         .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))?;
     let found: String = sqlx::query_scalar(CONFLICTS_SQL)
@@ -374,5 +401,17 @@ async fn write_chunk(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| db_error("looking up batch ids", e))?;
-    parse_ids(&found)
+    for id in parse_ids(&found)? {
+        refused.insert(id, super::conflict(id));
+    }
+    // Outside a transaction a namespace may have come or gone between the
+    // statement and the lookups; when the counts then disagree, which item
+    // was written is unknown, and the caller writes the chunk again one by
+    // one (the ids are fixed, so nothing is written twice).
+    if written as usize + refused.len() != chunk.items.len() {
+        return Err(StoreError::Internal(
+            "a batch's namespaces changed while it was written".to_string(),
+        ));
+    }
+    Ok(refused)
 }
