@@ -134,9 +134,9 @@ async fn naive_postgres_statements_find_what_the_store_statements_find() {
     pool.close().await;
 }
 
-#[tokio::test]
-async fn sqlite_floor_runs_the_store_full_text_statement() {
-    let dir = std::env::temp_dir().join(format!("bench-floor-test-{}", Uuid::new_v4()));
+/// A new SQLite store in a directory of its own: the directory, the file.
+async fn sqlite_store(prefix: &str) -> (std::path::PathBuf, std::path::PathBuf, SqliteStore) {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("floor.sqlite");
     let store = SqliteStore::open(
@@ -145,6 +145,12 @@ async fn sqlite_floor_runs_the_store_full_text_statement() {
     )
     .await
     .unwrap();
+    (dir, file, store)
+}
+
+#[tokio::test]
+async fn sqlite_floor_runs_the_store_full_text_statement() {
+    let (dir, file, store) = sqlite_store("bench-floor-test").await;
     let names = ["workspace:a", "workspace:b"];
     for name in names {
         store
@@ -196,15 +202,7 @@ async fn sqlite_floor_runs_the_store_full_text_statement() {
 
 #[tokio::test]
 async fn sqlite_write_floor_writes_a_row_into_a_live_namespace_only() {
-    let dir = std::env::temp_dir().join(format!("bench-floor-write-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("floor.sqlite");
-    let store = SqliteStore::open(
-        &format!("sqlite:{}", file.display()),
-        SqliteOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (dir, file, store) = sqlite_store("bench-floor-write").await;
     make_workspaces(&store, &["workspace:a"]).await;
     let floor = SqliteFloor::open(&file, 1).await.unwrap();
     for content in CONTENTS {
