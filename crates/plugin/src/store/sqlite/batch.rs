@@ -154,7 +154,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Reads the state of every namespace the batch names, in one statement.
+/// Reads the state of every namespace of `names`, in one statement.
 async fn read_namespaces(
     conn: &mut SqliteConnection,
     names: &[&str],
