@@ -66,32 +66,27 @@ fn now_text() -> String {
 
 /// One memory written as the plugin writes a group of one: its upsert
 /// statement (which writes only into a live namespace) on an array of one
-/// row built by the store, in one transaction on the writer.
+/// row built by the store, a transaction of its own on the writer.
 ///
 /// # Errors
 ///
-/// When a statement fails or nothing is written.
+/// When the statement fails or writes nothing.
 pub async fn insert_one(floor: &SqliteFloor, namespace: &str, content: &str) -> Result<()> {
     let rows = sqlite::write_batch_array(&[BatchWrite {
         namespace: namespace.to_string(),
         write: MemoryWrite::new(content.to_string(), MemoryKind::Fact, MemorySource::Agent),
     }])?;
-    // As the plugin does: take the write lock first, so that the statement
-    // can never need an upgrade that another connection's commit (the
-    // plugin shares the file) would refuse at once with "database is locked".
-    let mut tx = floor.writer.begin_with("BEGIN IMMEDIATE").await?;
     let written = sqlx::query(sqlite::WRITE_BATCH_SQL)
         .bind(rows)
         .bind(now_text())
         .bind(false)
-        .execute(&mut *tx)
+        .execute(&floor.writer)
         .await?
         .rows_affected();
     anyhow::ensure!(
         written == 1,
         "insert wrote {written} rows (is namespace {namespace} live?)"
     );
-    tx.commit().await?;
     Ok(())
 }
 

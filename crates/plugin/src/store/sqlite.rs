@@ -1044,7 +1044,7 @@ impl Store for SqliteStore {
             .acquire()
             .await
             .map_err(|e| db_error("starting batch", e))?;
-        self.write_batch_on(&mut conn, writes, &now, false).await
+        Ok(self.write_batch_on(&mut conn, writes, &now).await)
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<Memory>> {

@@ -184,16 +184,13 @@ async fn read_namespaces(
 
 impl SqliteStore {
     /// Writes `writes` on the writer connection, outside any transaction
-    /// (each statement is one) or, with `in_tx`, inside the caller's
-    /// transaction (items written one by one then get a savepoint each);
-    /// one result per item, in input order.
+    /// (each statement is one); one result per item, in input order.
     pub(super) async fn write_batch_on(
         &self,
         conn: &mut SqliteConnection,
         writes: &[BatchWrite],
         now: &str,
-        in_tx: bool,
-    ) -> StoreResult<Vec<StoreResult<WriteAck>>> {
+    ) -> Vec<StoreResult<WriteAck>> {
         let mut results: Vec<Option<StoreResult<WriteAck>>> = Vec::with_capacity(writes.len());
         let mut chunks: Vec<Chunk<'_>> = Vec::new();
         for (slot, item) in writes.iter().enumerate() {
@@ -237,39 +234,32 @@ impl SqliteStore {
                         let source = &writes[item.slot];
                         let mut write = source.write.clone();
                         write.id = Some(item.id);
-                        results[item.slot] = Some(
-                            self.write_alone(conn, &source.namespace, &write, now, in_tx)
-                                .await,
-                        );
+                        results[item.slot] =
+                            Some(self.write_alone(conn, &source.namespace, &write, now).await);
                     }
                 }
             }
         }
-        Ok(results
+        results
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| Err(StoreError::Internal("batch item without a result".into())))
             })
-            .collect())
+            .collect()
     }
 
-    /// One item in a transaction of its own, as a single write; with
-    /// `in_tx`, under a savepoint of the caller's transaction, rolled back
-    /// to when the item fails.
+    /// One item in a transaction of its own, as a single write.
     async fn write_alone(
         &self,
         conn: &mut SqliteConnection,
         namespace: &str,
         write: &MemoryWrite,
         now: &str,
-        in_tx: bool,
     ) -> StoreResult<WriteAck> {
-        let begin = if in_tx {
-            conn.begin().await
-        } else {
-            conn.begin_with("BEGIN IMMEDIATE").await
-        };
-        let mut tx = begin.map_err(|e| db_error("starting write", e))?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting write", e))?;
         let ack = self
             .write_in_tx(&mut tx, namespace, write, now, &mut KnownNamespaces::new())
             .await?;

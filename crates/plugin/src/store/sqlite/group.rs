@@ -1,21 +1,21 @@
 //! Group commit of single writes on SQLite.
 //!
 //! Every write already goes through the one writer connection; here the
-//! single writes queued while it was busy go through it together: one
-//! `BEGIN IMMEDIATE ... COMMIT` (one WAL append, one commit) holding them
-//! all, written as a batch is (`batch`: the checks of a single write per
-//! item, then one upsert statement per run of items without a repeated id,
-//! so the later write of an id lands on top of the earlier one). A
-//! statement the database refuses is rolled back alone and its items are
-//! written again one by one, each under a savepoint, so that only the
-//! failing one fails. One committer: there is one writer connection.
+//! single writes queued while it was busy go through it together, written
+//! as a batch is (`batch`): the checks of a single write per item, then
+//! one upsert statement per run of items without a repeated id (so the
+//! later write of an id lands on top of the earlier one), each statement a
+//! transaction of its own. A group is normally one statement: one WAL
+//! append, one commit, and one trip to the driver's thread. A statement the
+//! database refuses is rolled back alone and its items are written again
+//! one by one, each in a transaction of its own, so that only the failing
+//! one fails. One committer: there is one writer connection.
 
 use super::{codec, db_error, SqliteStore};
 use crate::store::group::{same_error, GroupQueue, GroupWriter};
 use crate::store::StoreResult;
 use async_trait::async_trait;
 use memory_contract::{BatchWrite, WriteAck};
-use sqlx::Connection;
 use std::sync::Arc;
 
 /// Starts the committer of `store` (which must not hold a queue itself).
@@ -31,20 +31,20 @@ impl GroupWriter for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Writes `writes` as single writes committed together in one
-    /// transaction, and answers each as
-    /// [`crate::store::Store::write_memory`] would have answered it alone,
-    /// in order. When the transaction cannot begin or commit, every write
-    /// gets that error. This is what the group committer runs; public so
-    /// that tests can hand it a group.
+    /// Writes `writes` as single writes committed together, and answers
+    /// each as [`crate::store::Store::write_memory`] would have answered it
+    /// alone, in order; each is acknowledged only once the statement
+    /// holding it has committed. When the writer connection cannot be had,
+    /// every write gets that error. This is what the group committer runs;
+    /// public so that tests can hand it a group.
     pub async fn write_group(&self, writes: &[BatchWrite]) -> Vec<StoreResult<WriteAck>> {
-        match self.write_group_in_tx(writes).await {
+        match self.write_group_on_writer(writes).await {
             Ok(results) => results,
             Err(e) => writes.iter().map(|_| Err(same_error(&e))).collect(),
         }
     }
 
-    async fn write_group_in_tx(
+    async fn write_group_on_writer(
         &self,
         writes: &[BatchWrite],
     ) -> StoreResult<Vec<StoreResult<WriteAck>>> {
@@ -54,14 +54,6 @@ impl SqliteStore {
             .acquire()
             .await
             .map_err(|e| db_error("starting write", e))?;
-        let mut tx = conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| db_error("starting write", e))?;
-        let results = self.write_batch_on(&mut tx, writes, &now, true).await?;
-        tx.commit()
-            .await
-            .map_err(|e| db_error("committing memories", e))?;
-        Ok(results)
+        Ok(self.write_batch_on(&mut conn, writes, &now).await)
     }
 }
