@@ -4,11 +4,11 @@
 //! in a transaction of its own costs one log flush per write. Here every
 //! single write goes into a queue, and committer tasks take whatever is
 //! queued when they come round (never waiting for more: a lone write is
-//! taken at once), up to [`MAX_GROUP`] writes, write them in one
-//! transaction, commit, and only then answer each caller. A write that
-//! fails inside a group fails alone (the store's group writer isolates
-//! it); a failed commit fails every write of its group, none is
-//! acknowledged. The committers count their groups, by size, and the time
+//! taken at once), up to [`MAX_GROUP`] writes, write them together
+//! (normally one transaction; a store cuts a group where an id repeats),
+//! commit, and only then answer each caller. A write that fails inside a
+//! group fails alone (the store's group writer isolates it); a write whose
+//! transaction did not commit is never acknowledged. The committers count their groups, by size, and the time
 //! they took ([`GroupStats`], in `/metrics`).
 
 use super::{StoreError, StoreResult};
@@ -27,8 +27,9 @@ pub const MAX_GROUP: usize = 256;
 /// Writes that may wait in the queue before callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 8192;
 
-/// What a committer runs: one transaction holding every write of `writes`,
-/// committed before it returns; one answer per write, in order.
+/// What a committer runs: every write of `writes` written together
+/// (normally one transaction) and committed before it returns; one answer
+/// per write, in order.
 #[async_trait]
 pub(crate) trait GroupWriter: Send + Sync + 'static {
     async fn write_group(&self, writes: &[BatchWrite]) -> Vec<StoreResult<WriteAck>>;
