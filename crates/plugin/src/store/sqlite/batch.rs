@@ -28,10 +28,13 @@
 //! - the upsert's WHERE leaves a row of another namespace untouched, as
 //!   for a single write; rather than answering a row per item written (each
 //!   would cross to the async side on its own), the statement's count of
-//!   rows written is checked, and only when it falls short are the
-//!   chunk's namespaces and then ids looked up: an item whose namespace is
-//!   missing or expired answers as a single write would (`NotFound`), one
-//!   whose id lives in another namespace answers `Conflict`;
+//!   rows written is checked, and only when it falls short does the
+//!   statement run again under the write lock (`BEGIN IMMEDIATE`; on the
+//!   same ids and values it leaves the rows the first run wrote as they
+//!   were), followed there by a look at the chunk's namespaces and then
+//!   ids: an item whose namespace is missing or expired answers as a
+//!   single write would (`NotFound`), one whose id lives in another
+//!   namespace answers `Conflict`;
 //! - should a statement fail anyway, its items are written one by one, each
 //!   in its own transaction, so that only the failing one fails; so is text
 //!   holding a NUL character, which a JSON string would not carry through
@@ -276,10 +279,11 @@ impl SqliteStore {
         }
         let id = item.write.id.unwrap_or_else(Uuid::new_v4);
         let row = json_row(id, item)?;
-        let bytes = row.2.len()
-            + row.1.len()
-            + row.8.as_ref().map_or(0, String::len)
-            + row.6.as_ref().map_or(0, String::len)
+        let (_, namespace, content, _, _, _, propagation, _, embedding, _) = &row;
+        let bytes = content.len()
+            + namespace.len()
+            + embedding.as_ref().map_or(0, String::len)
+            + propagation.as_ref().map_or(0, String::len)
             + 160;
         Ok(Ready {
             slot,
@@ -346,20 +350,61 @@ async fn write_chunk(
     let rows: Vec<&Row<'_>> = chunk.items.iter().map(|i| &i.row).collect();
     let json = serde_json::to_string(&rows)
         .map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))?;
+    let written = run_chunk(&mut *conn, &json, now, chunk.created_at_given).await?;
+    if written == chunk.items.len() {
+        return Ok(HashMap::new());
+    }
+    // The statement left some items out: their namespace is not live, or
+    // (the upsert's WHERE) their id lives in another namespace. Which ones
+    // is read under the write lock, after the statement has run again
+    // there, so that another process changing a namespace in between
+    // cannot mislead the answers; run again on the same ids and values, the
+    // upsert leaves what the first run wrote as it was.
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| db_error("starting write", e))?;
+    let written = run_chunk(&mut tx, &json, now, chunk.created_at_given).await?;
+    let refused = left_out(&mut tx, chunk, now, written).await?;
+    if written + refused.len() != chunk.items.len() {
+        return Err(StoreError::Internal(format!(
+            "a batch statement wrote {written} of {} items and {} were found left out",
+            chunk.items.len(),
+            refused.len()
+        )));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| db_error("committing a batch", e))?;
+    Ok(refused)
+}
+
+/// [`WRITE_BATCH_SQL`] on the array `json`; the rows it wrote.
+async fn run_chunk(
+    conn: &mut SqliteConnection,
+    json: &str,
+    now: &str,
+    created_at_given: bool,
+) -> StoreResult<usize> {
     let written = sqlx::query(WRITE_BATCH_SQL)
         .bind(json)
         .bind(now)
-        .bind(chunk.created_at_given)
+        .bind(created_at_given)
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error("writing a batch", e))?
         .rows_affected();
-    let mut refused = HashMap::new();
-    if written == chunk.items.len() as u64 {
-        return Ok(refused);
-    }
-    // The statement left some items alone: their namespace is not live, or
-    // (the upsert's WHERE) their id lives in another namespace.
+    Ok(usize::try_from(written).unwrap_or(usize::MAX))
+}
+
+/// The items of `chunk` that a statement writing `written` of them left
+/// out, with their answers (see [`write_chunk`]).
+async fn left_out(
+    conn: &mut SqliteConnection,
+    chunk: &Chunk<'_>,
+    now: &str,
+    written: usize,
+) -> StoreResult<HashMap<Uuid, StoreError>> {
     let names: Vec<&str> = chunk
         .items
         .iter()
@@ -368,6 +413,7 @@ async fn write_chunk(
         .into_iter()
         .collect();
     let known = read_namespaces(conn, &names, now).await?;
+    let mut refused = HashMap::new();
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for item in &chunk.items {
         let state = known
@@ -381,7 +427,7 @@ async fn write_chunk(
             }
         }
     }
-    if written as usize + refused.len() == chunk.items.len() {
+    if written + refused.len() == chunk.items.len() {
         return Ok(refused);
     }
     let pairs = serde_json::to_string(&pairs)
@@ -393,15 +439,6 @@ async fn write_chunk(
         .map_err(|e| db_error("looking up batch ids", e))?;
     for id in parse_ids(&found)? {
         refused.insert(id, super::conflict(id));
-    }
-    // Outside a transaction a namespace may have come or gone between the
-    // statement and the lookups; when the counts then disagree, which item
-    // was written is unknown, and the caller writes the chunk again one by
-    // one (the ids are fixed, so nothing is written twice).
-    if written as usize + refused.len() != chunk.items.len() {
-        return Err(StoreError::Internal(
-            "a batch's namespaces changed while it was written".to_string(),
-        ));
     }
     Ok(refused)
 }
