@@ -137,14 +137,15 @@ pub async fn anti_join(pool: &PgPool, schema: &str) -> Result<AntiJoinFloor> {
 }
 
 /// Floor (e): one memory written with the plugin's statement, on a pool
-/// whose `search_path` is the plugin schema.
+/// whose `search_path` is the plugin schema, with an id such as the plugin
+/// makes ([`memory_plugin::store::fresh_id`]).
 ///
 /// # Errors
 ///
 /// When the insert fails or writes nothing.
 pub async fn insert_one(pool: &PgPool, namespace: &str, content: &str) -> Result<()> {
     let written: Vec<Uuid> = sqlx::query_scalar(INSERT_SQL)
-        .bind(vec![Uuid::new_v4()])
+        .bind(vec![memory_plugin::store::fresh_id()])
         .bind(vec![namespace])
         .bind(vec![content])
         .bind(vec!["fact"])

@@ -1205,7 +1205,9 @@ impl Gateway {
         };
         let mut write = MemoryWrite {
             // The id makes the write an upsert, so the client may retry it.
-            id: Some(Uuid::new_v4()),
+            // Version 7 (time first): the plugin's id indexes take new rows
+            // at their end, as with the ids the plugin makes itself.
+            id: Some(Uuid::now_v7()),
             content: stored.clone(),
             kind,
             source: MemorySource::Agent,

@@ -54,6 +54,13 @@ async fn commit_and_recall_follow_the_legacy_scopes() {
     )
     .await;
     assert_eq!(team["scope"], "TEAM");
+    // The gateway's ids are version 7: time first, in the order made.
+    let ids: Vec<uuid::Uuid> = [&local, &team]
+        .iter()
+        .map(|ack| ack["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(ids[0] < ids[1], "{ids:?}");
     let msg = err_text(
         &mcp,
         "commit_memory",

@@ -71,6 +71,69 @@ async fn a_hundred_concurrent_writes_without_id_get_a_hundred_distinct_ids() {
     assert_eq!(stored, ids);
 }
 
+/// Ids the plugin makes are version 7 and sort in the order it made them:
+/// one single write after another, then the items of one batch, then a
+/// group of concurrent single writes (each later than everything before);
+/// an id the caller brings is kept whatever its version.
+async fn made_ids_are_time_ordered(h: &Harness) {
+    h.namespace("team:order").await;
+    let version = |id: &str| uuid::Uuid::parse_str(id).unwrap().get_version_num();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(h.write("team:order", fact(&format!("single {i}"))).await);
+    }
+    let items: Vec<_> = (0..5)
+        .map(|i| {
+            json!({"namespace": "team:order", "content": format!("batched {i}"),
+                        "kind": "fact", "source": "agent"})
+        })
+        .collect();
+    let (status, body) = h
+        .post("/v1/memories/batch", json!({ "writes": items }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for result in body["results"].as_array().unwrap() {
+        made.push(result["id"].as_str().unwrap().to_string());
+    }
+    let before_group = made.last().unwrap().clone();
+    let group = (0..16).map(|i| {
+        h.post(
+            "/v1/namespaces/team:order/memories",
+            fact(&format!("concurrent {i}")),
+        )
+    });
+    let mut concurrent = Vec::new();
+    for (status, ack) in futures::future::join_all(group).await {
+        assert_eq!(status, StatusCode::CREATED, "{ack}");
+        concurrent.push(ack["id"].as_str().unwrap().to_string());
+    }
+    for id in made.iter().chain(&concurrent) {
+        assert_eq!(version(id), 7, "{id}");
+    }
+    let parsed =
+        |ids: &[String]| -> Vec<uuid::Uuid> { ids.iter().map(|id| id.parse().unwrap()).collect() };
+    let made = parsed(&made);
+    assert!(made.windows(2).all(|w| w[0] < w[1]), "{made:?}");
+    let first_concurrent = parsed(&concurrent).into_iter().min().unwrap();
+    assert!(first_concurrent > before_group.parse::<uuid::Uuid>().unwrap());
+    assert_eq!(concurrent.iter().collect::<HashSet<_>>().len(), 16);
+
+    let brought = uuid::Uuid::new_v4().to_string();
+    let mut write = fact("brought its own id");
+    write["id"] = json!(brought);
+    assert_eq!(h.write("team:order", write).await, brought);
+}
+
+#[tokio::test]
+async fn ids_the_postgres_plugin_makes_are_time_ordered() {
+    made_ids_are_time_ordered(&pg_server(ServerConfig::default()).await).await;
+}
+
+#[tokio::test]
+async fn ids_the_sqlite_plugin_makes_are_time_ordered() {
+    made_ids_are_time_ordered(&sqlite_server(ServerConfig::default()).await).await;
+}
+
 #[tokio::test]
 async fn an_id_living_in_another_namespace_answers_409_and_changes_nothing() {
     let h = pg_server(ServerConfig::default()).await;

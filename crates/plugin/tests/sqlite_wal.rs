@@ -22,9 +22,13 @@ const WRITERS: usize = 32;
 const WRITES: u64 = 40_000;
 
 /// The most the log file may reach: the task brings the log back once it
-/// holds 4,096 pages (16 MiB); this leaves room for what the writers add
-/// meanwhile, and stays well below the backstop's 64 MiB.
-const WAL_LIMIT: u64 = 40 << 20;
+/// holds 4,096 pages (16 MiB), and the writers go on adding to it until
+/// the task's passes have caught up. How much they add depends on how fast
+/// they write and on the share of the cores the task gets: 33 to 41 MiB in
+/// all on an idle 2-core machine, 40.6 MiB while a release build held both
+/// cores (see README). Left to the writer's own backstop, the log reaches
+/// 64 MiB and more; the limit keeps an eighth of that as margin.
+const WAL_LIMIT: u64 = 56 << 20;
 
 /// Time after which the test gives up writing, however far it got.
 const TIME_LIMIT: Duration = Duration::from_secs(120);

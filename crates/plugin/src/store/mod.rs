@@ -17,6 +17,20 @@ use memory_contract::{
 };
 use uuid::Uuid;
 
+/// The id of a write that brings none: a version-7 UUID (RFC 9562), whose
+/// first 48 bits are the Unix time in milliseconds and whose next bits count
+/// up within a millisecond, so that the ids this process makes sort in the
+/// order it made them.
+///
+/// Every index holding ids (the primary key or `UNIQUE` id, and
+/// `(namespace, id)`) then takes new rows at its end: a group of writes
+/// changes a few pages there instead of one random page per write across
+/// the whole index, which is what a database's log and its checkpoints pay
+/// for. Ids a caller brings are kept as they are, whatever their version.
+pub fn fresh_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// What a store failed at. The HTTP layer maps each variant to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -795,7 +795,7 @@ impl Store for PgStore {
         // within one batch the last write of an id wins.
         let mut last_of_id: HashMap<Uuid, usize> = HashMap::with_capacity(writes.len());
         for (i, item) in writes.iter().enumerate() {
-            let id = item.write.id.unwrap_or_else(Uuid::new_v4);
+            let id = item.write.id.unwrap_or_else(crate::store::fresh_id);
             ids.push(id);
             match item
                 .write

@@ -597,7 +597,7 @@ impl SqliteStore {
         };
         state.require(namespace)?;
 
-        let id = write.id.unwrap_or_else(Uuid::new_v4);
+        let id = write.id.unwrap_or_else(crate::store::fresh_id);
         let stored: Option<String> = sqlx::query_scalar(WRITE_MEMORY_SQL)
             .bind(id.to_string())
             .bind(namespace)

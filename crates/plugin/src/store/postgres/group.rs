@@ -94,7 +94,7 @@ impl PgStore {
     pub async fn write_group(&self, writes: &[BatchWrite]) -> Vec<StoreResult<WriteAck>> {
         let ids: Vec<Uuid> = writes
             .iter()
-            .map(|w| w.write.id.unwrap_or_else(Uuid::new_v4))
+            .map(|w| w.write.id.unwrap_or_else(crate::store::fresh_id))
             .collect();
         let mut outcomes: Vec<Option<Outcome>> = writes
             .iter()

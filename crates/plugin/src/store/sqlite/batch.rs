@@ -277,7 +277,7 @@ impl SqliteStore {
         if let Some(embedding) = &item.write.embedding {
             self.check_dimension("embedding", embedding)?;
         }
-        let id = item.write.id.unwrap_or_else(Uuid::new_v4);
+        let id = item.write.id.unwrap_or_else(crate::store::fresh_id);
         let row = json_row(id, item)?;
         let (_, namespace, content, _, _, _, propagation, _, embedding, _) = &row;
         let bytes = content.len()
@@ -327,7 +327,7 @@ fn json_row(id: Uuid, item: &BatchWrite) -> StoreResult<Row<'_>> {
 pub fn write_batch_array(items: &[BatchWrite]) -> StoreResult<String> {
     let rows = items
         .iter()
-        .map(|item| json_row(item.write.id.unwrap_or_else(Uuid::new_v4), item))
+        .map(|item| json_row(item.write.id.unwrap_or_else(crate::store::fresh_id), item))
         .collect::<StoreResult<Vec<_>>>()?;
     serde_json::to_string(&rows).map_err(|e| StoreError::Internal(format!("encoding a batch: {e}")))
 }
