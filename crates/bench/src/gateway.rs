@@ -195,7 +195,8 @@ pub async fn gateway_figures(setup: GatewaySetup<'_>, out: &mut Outcome) -> Resu
                         MemoryKind::Fact,
                         MemorySource::Agent,
                     );
-                    write.id = Some(Uuid::new_v4());
+                    // An id as the gateway's commit brings (version 7).
+                    write.id = Some(Uuid::now_v7());
                     plugin.write(&seats[c].workspace_ns, &write).await
                 }
             }
